@@ -1,0 +1,103 @@
+"""The Digest: what one reader gets, as pure data, before any rendering.
+
+Its JSON form (``Digest.model_dump(mode="json")``) is a public, versioned schema:
+``schema_version`` changes whenever a field is removed or changes meaning.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class WhenView(_View):
+    """When something happened, as the state says it, plus the reader's local time if known."""
+
+    at: str
+    precision: Literal["month", "day", "time"]
+    qualifier: str | None = None
+    timezone: str | None = None
+    reader_time: datetime | None = None
+
+
+class ActorView(_View):
+    id: str
+    name: str
+    role: str | None = None
+
+
+class SideView(_View):
+    actor: ActorView
+    position: str
+
+
+class FigureView(_View):
+    label: str
+    value: float
+    unit: str | None = None
+    approximate: bool = False
+    development: str
+
+
+class DevelopmentView(_View):
+    id: str
+    topic: str
+    title: str
+    summary: str
+    standing: Literal["confirmed", "claimed", "contested", "expected"]
+    when: WhenView | None
+    recorded: datetime
+    is_new: bool
+    importance: int
+    reported_by: list[ActorView]
+    sides: list[SideView]
+    figures: list[FigureView]
+    sources: list[str]
+
+
+class GlanceItem(_View):
+    topic: str
+    text: str
+    development: str | None = None
+
+
+class Section(_View):
+    topic: str
+    name: str
+    status: str
+    new: list[DevelopmentView]
+    contested: list[DevelopmentView]
+    figures: list[FigureView]
+
+
+class SourceView(_View):
+    id: str
+    title: str
+    publisher: str | None
+    published: date
+    url: str | None
+
+
+class Digest(_View):
+    schema_version: int = SCHEMA_VERSION
+    story: str
+    locale: Literal["en", "fr"]
+    timezone: str
+    date: date
+    generated_at: datetime
+    window_start: datetime
+    window_end: datetime
+    state_revision: str
+    is_empty: bool
+    at_a_glance: list[GlanceItem]
+    sections: list[Section]
+    watch_next: list[DevelopmentView]
+    sources: list[SourceView]

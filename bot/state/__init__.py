@@ -1,0 +1,6 @@
+"""The briefing state: domain model and YAML loader/validator."""
+
+from bot.state.loader import State, load_state
+from bot.state.model import LOCALES, Development, Standing, Topic
+
+__all__ = ["LOCALES", "Development", "Standing", "State", "Topic", "load_state"]

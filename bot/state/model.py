@@ -1,0 +1,251 @@
+"""The domain model of the story: topics, actors, sources and sourced developments.
+
+Everything a reader sees is a ``Text`` in both French and English; every development
+says when it happened (with the precision the source gives, and no more), who reported
+or claimed it, its standing, and where it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from babel.units import UnknownUnitError, get_unit_name
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+LOCALES: tuple[str, ...] = ("en", "fr")
+Locale = Literal["en", "fr"]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Model):
+    """A piece of reader-facing text in every supported language."""
+
+    fr: NonEmpty
+    en: NonEmpty
+
+    def get(self, locale: str) -> str:
+        return self.fr if locale == "fr" else self.en
+
+
+class Standing(StrEnum):
+    CONFIRMED = "confirmed"
+    CLAIMED = "claimed"
+    CONTESTED = "contested"
+    EXPECTED = "expected"
+
+
+Qualifier = Literal["early", "mid", "late", "by", "after", "before", "around"]
+_QUALIFIERS_BY_PRECISION: dict[str, set[str]] = {
+    "month": {"early", "mid", "late"},
+    "day": {"by", "after", "before"},
+    "time": {"after", "before", "around"},
+}
+_AT = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}))?)?$")
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    """Return the IANA zone called ``name``; raise ``ValueError`` naming it if unknown."""
+    if name not in available_timezones():
+        raise ValueError(f"unknown timezone {name!r} (expected an IANA name like Europe/Paris)")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {name!r}") from exc
+
+
+class When(_Model):
+    """When something happened or is expected, with no more precision than the source gives.
+
+    ``at`` is a month (``2025-10``), a day (``2025-12-02``) or a local time
+    (``2025-12-02T17:00``, which needs ``timezone``). ``qualifier`` narrows it:
+    early/mid/late for a month, by/after/before for a day, after/before/around for a time.
+    """
+
+    at: str
+    qualifier: Qualifier | None = None
+    timezone: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _parse_at(cls, value: str) -> str:
+        match = _AT.match(value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a month (YYYY-MM), a day (YYYY-MM-DD) "
+                "or a local time (YYYY-MM-DDTHH:MM)"
+            )
+        year, month, day, hour, minute = match.groups()
+        try:
+            date(int(year), int(month), int(day or 1))
+            if hour is not None:
+                time(int(hour), int(minute))
+        except ValueError as exc:
+            raise ValueError(f"impossible date {value!r}: {exc}") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timezone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> When:
+        if self.precision == "time" and self.timezone is None:
+            raise ValueError(f"a time ({self.at}) needs a timezone, e.g. Europe/Moscow")
+        if self.precision != "time" and self.timezone is not None:
+            raise ValueError("a timezone only makes sense with a time (YYYY-MM-DDTHH:MM)")
+        allowed = _QUALIFIERS_BY_PRECISION[self.precision]
+        if self.qualifier is not None and self.qualifier not in allowed:
+            raise ValueError(
+                f"qualifier {self.qualifier!r} does not fit a {self.precision}; "
+                f"use one of {', '.join(sorted(allowed))}"
+            )
+        return self
+
+    @property
+    def precision(self) -> Literal["month", "day", "time"]:
+        if "T" in self.at:
+            return "time"
+        return "day" if self.at.count("-") == 2 else "month"
+
+    def local(self) -> datetime:
+        """The earliest moment ``at`` designates, as an aware datetime in its own zone.
+
+        Months and days without a zone are taken as UTC.
+        """
+        zone = ZoneInfo(self.timezone) if self.timezone else UTC
+        if self.precision == "time":
+            return datetime.fromisoformat(self.at).replace(tzinfo=zone)
+        if self.precision == "day":
+            return datetime.fromisoformat(self.at + "T00:00").replace(tzinfo=zone)
+        return datetime.fromisoformat(self.at + "-01T00:00").replace(tzinfo=zone)
+
+
+class Actor(_Model):
+    """A person, an organisation or a group who acts in, reports or claims something."""
+
+    id: Slug
+    kind: Literal["person", "organisation", "group"]
+    name: Text
+    role: Text | None = None
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class Source(_Model):
+    """Where facts come from: a report, a statement, a publication."""
+
+    id: Slug
+    title: Text
+    publisher: Text | None = None
+    published: date
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+
+
+class Side(_Model):
+    """One side of a contested development: who holds which position."""
+
+    actor: Slug
+    position: Text
+
+
+class Figure(_Model):
+    """A key figure with a CLDR unit (``area-square-kilometer``, ``length-kilometer``…)."""
+
+    label: Text
+    value: float
+    unit: str | None = None
+    approximate: bool = False
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, value: str | None) -> str | None:
+        try:
+            known = value is None or get_unit_name(value, locale="en") is not None
+        except UnknownUnitError:
+            known = False
+        if not known:
+            raise ValueError(
+                f"unknown unit {value!r} (use a CLDR unit id such as length-kilometer)"
+            )
+        return value
+
+
+class Development(_Model):
+    """One sourced fact, claim or expected event of the story."""
+
+    id: Slug
+    topic: Slug
+    when: When | None = None
+    recorded: datetime
+    title: Text
+    summary: Text
+    reported_by: list[Slug] = Field(default_factory=list)
+    standing: Standing
+    sides: list[Side] = Field(default_factory=list)
+    figures: list[Figure] = Field(default_factory=list)
+    importance: Annotated[int, Field(ge=1, le=5)] = 3
+    sources: Annotated[list[Slug], Field(min_length=1)]
+
+    @field_validator("recorded")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("recorded needs a UTC offset, e.g. 2025-12-02T12:00:00Z")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _standing_rules(self) -> Development:
+        if self.standing is Standing.CONTESTED:
+            actors = {side.actor for side in self.sides}
+            if len(actors) < 2:
+                raise ValueError(
+                    "a contested development needs at least two sides held by different actors"
+                )
+        elif self.sides:
+            raise ValueError(f"sides are only for contested developments, not {self.standing}")
+        if self.when is None and self.standing is not Standing.EXPECTED:
+            raise ValueError("only an expected development may leave out 'when'")
+        return self
+
+
+class Topic(_Model):
+    """A strand of the story, with its current one-line status."""
+
+    id: Slug
+    name: Text
+    status: Text
+
+
+class Story(_Model):
+    """The story as a whole."""
+
+    title: Text
+
+
+class StateFile(_Model):
+    """What one YAML file under ``config/state/`` may hold; files are merged."""
+
+    story: Story | None = None
+    topics: list[Topic] = Field(default_factory=list)
+    actors: list[Actor] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    developments: list[Development] = Field(default_factory=list)

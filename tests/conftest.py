@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.state import State, load_state
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_STATE = ROOT / "config" / "state"
+
+
+@pytest.fixture(scope="session")
+def seed_state() -> State:
+    return load_state(SEED_STATE)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """A private copy of the seed state, free to change."""
+    target = tmp_path / "state"
+    shutil.copytree(SEED_STATE, target)
+    return target
+
+
+def extra_development(
+    dev_id: str,
+    *,
+    topic: str = "talks",
+    recorded: str = "2025-12-03T09:00:00Z",
+    title_en: str = "A later development",
+    title_fr: str = "Un développement ultérieur",
+    standing: str = "confirmed",
+    importance: int = 3,
+    when: str = "{at: 2025-12-03}",
+) -> str:
+    """YAML for one more development, to append to a state directory."""
+    return f"""
+  - id: {dev_id}
+    topic: {topic}
+    when: {when}
+    recorded: {recorded}
+    standing: {standing}
+    importance: {importance}
+    title: {{en: {title_en!r}, fr: {title_fr!r}}}
+    summary: {{en: Summary of {dev_id}., fr: Résumé de {dev_id}.}}
+    sources: [report-2025-12-02]
+"""
+
+
+def write_developments(directory: Path, *items: str, name: str = "zz_extra.yaml") -> None:
+    (directory / name).write_text("developments:" + "".join(items), encoding="utf-8")
