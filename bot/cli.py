@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from bot.digest import DigestRenderer, ReaderOptions, Window, compose
+from bot.delivery import deliver, render_message
+from bot.digest import Digest, DigestRenderer, ReaderOptions, Window, compose
 from bot.errors import BriefingError, ConfigError, StateError
+from bot.outputs import Envelope, Target, infer_kind, make_context, output_class
+from bot.outputs.webhooks import WebhookOutput
+from bot.outputs.webhooks import new_secret as new_signing_secret
+from bot.redact import mask_target
 from bot.settings import get_settings
 from bot.state import State, load_state
 from bot.state.model import check_timezone
@@ -22,6 +30,9 @@ app = typer.Typer(
 )
 state_app = typer.Typer(help="Inspect and validate the briefing state.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
+
+
+WEBHOOK_PREVIEWS = ("slack", "discord", "teams", "mattermost")
 
 
 def fail(message: str, *, code: int = 2) -> NoReturn:
@@ -81,25 +92,129 @@ def preview(
         str | None, typer.Option(help="Comma-separated topics (default: all).")
     ] = None,
     locale: Annotated[str | None, typer.Option(help="fr or en.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, markdown, html or json.")] = "text",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="text, markdown, html, json, slack, discord, teams or mattermost."
+        ),
+    ] = "text",
     since: Annotated[str | None, typer.Option(help="Window start (ISO 8601).")] = None,
     now: Annotated[str | None, typer.Option(help="Fix the clock (ISO 8601).")] = None,
     timezone: Annotated[str | None, typer.Option(help="The reader's IANA timezone.")] = None,
 ) -> None:
-    """Print the digest a reader would get now."""
+    """Print the digest a reader would get now (chat formats: the payloads to be sent)."""
+    options = reader_options(topics, locale, timezone)
+    zone = options.timezone
+    end = parse_moment(now, option="--now", timezone=zone) if now else datetime.now(UTC)
+    start = parse_moment(since, option="--since", timezone=zone) if since else None
+    digest = compose(load_current_state(), options, Window.ending(end, since=start))
+    if fmt in WEBHOOK_PREVIEWS:
+        output_cls = output_class(fmt)
+        output = output_cls(make_context(get_settings()))
+        if not isinstance(output, WebhookOutput):
+            fail(f"--format {fmt}: not a webhook output")
+        payloads = output.payloads(render_message(renderer(), digest, output_cls))
+        sys.stdout.write(json.dumps(payloads, ensure_ascii=False, indent=2) + "\n")
+        return
+    sys.stdout.write(renderer().render(digest, fmt))
+
+
+def reader_options(topics: str | None, locale: str | None, timezone: str | None) -> ReaderOptions:
     settings = get_settings()
     zone = timezone or settings.default_timezone
-    options = ReaderOptions(
-        topics=parse_topics(topics), locale=locale or settings.default_locale, timezone=zone
-    )
     try:
         check_timezone(zone)
     except ValueError as exc:
         fail(f"--timezone: {exc}")
-    end = parse_moment(now, option="--now", timezone=zone) if now else datetime.now(UTC)
-    start = parse_moment(since, option="--since", timezone=zone) if since else None
-    digest = compose(load_current_state(), options, Window.ending(end, since=start))
-    sys.stdout.write(renderer().render(digest, fmt))
+    return ReaderOptions(
+        topics=parse_topics(topics), locale=locale or settings.default_locale, timezone=zone
+    )
+
+
+def emit(data: dict[str, Any], *, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
+
+
+@app.command()
+def send(
+    to: Annotated[str, typer.Option(help="A webhook URL or an email address.")],
+    kind: Annotated[
+        str | None,
+        typer.Option(help="generic, slack, discord, teams, mattermost or email (inferred)."),
+    ] = None,
+    secret: Annotated[
+        list[str] | None, typer.Option(help="Signing secret(s) whsec_… for generic webhooks.")
+    ] = None,
+    topics: Annotated[str | None, typer.Option(help="Comma-separated topics.")] = None,
+    locale: Annotated[str | None, typer.Option(help="fr or en.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="The reader's IANA timezone.")] = None,
+    now: Annotated[str | None, typer.Option(help="Fix the clock (ISO 8601).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and render, send nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Send the current digest once to one target; exit 1 if it failed."""
+    options = reader_options(topics, locale, timezone)
+    end = parse_moment(now, option="--now", timezone=options.timezone) if now else datetime.now(UTC)
+    digest = compose(load_current_state(), options, Window.ending(end))
+    outcome = asyncio.run(
+        one_off(to, kind=kind, secrets=tuple(secret or ()), digest=digest, dry_run=dry_run)
+    )
+    data = {k: v for k, v in outcome.items() if k != "secret_shown"}
+    lines = [f"{outcome['kind']} → {outcome['target']}: {outcome['result']}"]
+    if outcome.get("new_secret"):
+        lines.append(f"signing secret (shown once, keep it): {outcome['new_secret']}")
+    emit(data, as_json=as_json, text="\n".join(lines))
+    if not outcome["ok"]:
+        raise typer.Exit(1)
+
+
+async def one_off(
+    address: str, *, kind: str | None, secrets: tuple[str, ...], digest: Digest, dry_run: bool
+) -> dict[str, Any]:
+    settings = get_settings()
+    name = kind or infer_kind(address)
+    output_cls = output_class(name)
+    context = make_context(settings)
+    output = output_cls(context)
+    new_secret = None
+    if name == "generic" and not secrets:
+        new_secret = new_signing_secret()
+        secrets = (new_secret,)
+    try:
+        target = await output.validate(Target(kind=name, address=address, secrets=secrets))
+        message = render_message(renderer(), digest, output_cls)
+        result: dict[str, Any] = {
+            "kind": name,
+            "target": mask_target(target.address),
+            "new_secret": new_secret,
+        }
+        if dry_run:
+            return {
+                **result,
+                "ok": True,
+                "dry_run": True,
+                "result": "dry run: target valid, "
+                f"message rendered ({', '.join(output_cls.formats)}), nothing sent",
+            }
+        envelope = Envelope(delivery_id=f"oneoff_{uuid.uuid4().hex}")
+        outcome = await deliver(output, target, message, envelope=envelope)
+    finally:
+        await output.aclose()
+        await context.aclose()
+    verdict = "delivered" if outcome.ok else "FAILED"
+    return {
+        **result,
+        "ok": outcome.ok,
+        "status": outcome.status,
+        "answer": outcome.answer,
+        "attempts": outcome.attempts,
+        "parts": outcome.parts,
+        "result": f"{verdict} — status {outcome.status} after {outcome.attempts} attempt(s)"
+        + (f", {outcome.parts} part(s)" if outcome.parts > 1 else "")
+        + (f"; answer: {outcome.answer}" if outcome.answer else ""),
+    }
 
 
 @app.command()

@@ -38,7 +38,11 @@ class StateError(BriefingError):
 
 
 class DeliveryError(BriefingError):
-    """A message could not be delivered."""
+    """A message could not be delivered.
+
+    ``parts_done`` counts the parts of a split message that did go through, so a retry
+    can resume after them.
+    """
 
     def __init__(
         self, reason: str, *, status: int | None = None, retry_after: float | None = None
@@ -47,6 +51,7 @@ class DeliveryError(BriefingError):
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        self.parts_done = 0
 
 
 class RetryableDeliveryError(DeliveryError):

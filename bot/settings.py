@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = None
     mail_from: str = "Briefing <briefing@localhost>"
     mail_dir: Path = VAR_DIR / "mail"
     public_url: str | None = None

@@ -25,7 +25,10 @@ FORMATS: dict[str, str] = {
     "text": "digest.txt.j2",
     "markdown": "digest.md.j2",
     "html": "digest.html.j2",
+    "chat": "digest.chat.j2",
+    "slack": "digest.chat.j2",
 }
+CHUNK_BREAK = "\x1e"
 JSON_FORMAT = "json"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
 
@@ -39,6 +42,38 @@ def builtin_templates_dir() -> Path:
 def escape_markdown(value: object) -> str:
     """Escape characters that markdown would read as formatting or links."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+
+
+def escape_chat(value: object) -> str:
+    """Markdown escaping for chat, with ``@`` mentions (``@channel``…) made inert."""
+    return escape_markdown(value).replace("@", "@\u200b")
+
+
+def escape_slack(value: object) -> str:
+    """Slack mrkdwn: ``&``, ``<`` and ``>`` are the characters that make links and mentions."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_DIALECTS: dict[str, dict[str, Any]] = {
+    "chat": {
+        "esc": escape_chat,
+        "b": lambda s: f"**{s}**",
+        "i": lambda s: f"_{s}_",
+        "link": lambda url, title: (
+            f"[{escape_chat(title)}]({url})" if _safe_url(url) else escape_chat(title)
+        ),
+    },
+    "slack": {
+        "esc": escape_slack,
+        "b": lambda s: f"*{s}*",
+        "i": lambda s: f"_{s}_",
+        "link": lambda url, title: (
+            f"<{escape_slack(url)}|{escape_slack(title)}>"
+            if _safe_url(url)
+            else escape_slack(title)
+        ),
+    },
+}
 
 
 def upfirst(value: object) -> str:
@@ -77,7 +112,9 @@ class DigestRenderer:
             raise ConfigError(f"unknown format {fmt!r} (known: {known})")
         try:
             template = self._env.get_template(FORMATS[fmt])
-            return template.render(d=digest, **self._helpers(digest))
+            return template.render(
+                d=digest, BREAK=CHUNK_BREAK, **self._helpers(digest), **_DIALECTS.get(fmt, {})
+            )
         except TemplateError as exc:
             where = getattr(exc, "filename", None) or FORMATS[fmt]
             line = getattr(exc, "lineno", None)

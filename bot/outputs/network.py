@@ -1,0 +1,259 @@
+"""Outbound HTTP for webhook outputs: SSRF guard, pinned connections, status classification.
+
+Every address a webhook host resolves to is checked when the connection is made, and the
+connection goes to exactly the address that was checked (the guard *is* the resolver of
+the connection pool), so DNS rebinding cannot slip a private address in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
+
+from bot.errors import PermanentDeliveryError, RetryableDeliveryError, TargetError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Lookup = Callable[[str, int], Awaitable[list[str]]]
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+ANSWER_LIMIT = 500
+
+
+def refusal(ip: IPAddress) -> str | None:
+    """Why ``ip`` may not be a webhook target, or None if it is globally routable."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"{ip} is an IPv4-mapped address"
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and refusal(embedded):
+            return f"{ip} embeds the non-public address {embedded}"
+    for test, reason in (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(ip, test):
+            return f"{ip} is a {reason} address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"):
+        return f"{ip} is a shared (CGNAT) address"
+    if not ip.is_global:
+        return f"{ip} is not a globally routable address"
+    return None
+
+
+async def system_lookup(host: str, port: int) -> list[str]:
+    """Resolve ``host`` with the system resolver (getaddrinfo), as connections do."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TargetError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Which webhook targets are allowed; ``allow_private`` lifts the SSRF rule."""
+
+    allow_private: bool = False
+    lookup: Lookup = system_lookup
+
+    def check_url(self, url: str) -> tuple[str, str, int]:
+        """Check a URL's form; return (scheme, host, port). Raise ``TargetError``."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise TargetError(f"invalid URL {url!r}: {exc}") from exc
+        allowed = ("https", "http") if self.allow_private else ("https",)
+        if parts.scheme not in allowed:
+            raise TargetError(
+                f"webhook URLs must use https (got {parts.scheme or 'no scheme'!r}); "
+                "set BRIEFING_ALLOW_PRIVATE_TARGETS=true for plain http on a private network"
+            )
+        if not parts.hostname:
+            raise TargetError(f"webhook URL {url!r} has no host")
+        if parts.username or parts.password:
+            raise TargetError("webhook URLs may not carry a user name or password")
+        return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """Resolve ``host`` and check every address; raise ``TargetError`` if any is refused."""
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        found = [str(literal)] if literal is not None else await self.lookup(host, port)
+        if not found:
+            raise TargetError(f"{host!r} resolves to no address")
+        if not self.allow_private:
+            for address in found:
+                reason = refusal(ipaddress.ip_address(address.split("%")[0]))
+                if reason:
+                    raise TargetError(
+                        f"refused target {host!r}: {reason} (BRIEFING_ALLOW_PRIVATE_TARGETS is off)"
+                    )
+        return found
+
+    async def check(self, url: str) -> None:
+        """Full check of a webhook URL: form and every resolved address."""
+        _, host, port = self.check_url(url)
+        await self.addresses(host, port)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that only ever hands out addresses the policy allows."""
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results: list[ResolveResult] = []
+        for address in await self._policy.addresses(host, port):
+            ip = ipaddress.ip_address(address.split("%")[0])
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(ip),
+                    port=port,
+                    family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            )
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    connect_timeout: float = 5.0
+    total_timeout: float = 20.0
+    max_connections: int = 64
+
+
+def build_client(policy: TargetPolicy, limits: HttpLimits) -> httpx.AsyncClient:
+    """An httpx client over aiohttp's connection pool, with the guarded resolver.
+
+    httpx's own pool degrades at high concurrency; aiohttp's does not.
+    """
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(policy),
+            limit=limits.max_connections,
+            limit_per_host=limits.max_connections,
+            ttl_dns_cache=10,
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(client=session),
+        timeout=httpx.Timeout(limits.total_timeout, connect=limits.connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"user-agent": "briefing-bot"},
+    )
+
+
+def retry_after(response: httpx.Response, body: Any = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or Discord's ``retry_after``."""
+    if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):
+        return max(0.0, float(body["retry_after"]))
+    header = response.headers.get("retry-after")
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+        date = response.headers.get("date")
+        now = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        return None
+    if now is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def answer_of(response: httpx.Response) -> str:
+    """The receiver's answer, shortened for the delivery log."""
+    text = response.text.strip()
+    return text if len(text) <= ANSWER_LIMIT else text[:ANSWER_LIMIT] + "…"
+
+
+def classify(response: httpx.Response) -> None:
+    """Raise the delivery error a response means; return quietly on 2xx.
+
+    3xx is never followed; 408, 429 and 5xx are retryable; 410 is permanent and means the
+    target is gone; other 4xx are permanent.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    answer = answer_of(response)
+    if 300 <= status < 400:
+        location = response.headers.get("location", "?")
+        raise PermanentDeliveryError(
+            f"HTTP {status}: redirect to {location} not followed", status=status
+        )
+    body: Any = None
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    if status in (408, 429) or status >= 500:
+        raise RetryableDeliveryError(
+            f"HTTP {status}: {answer}", status=status, retry_after=retry_after(response, body)
+        )
+    raise PermanentDeliveryError(f"HTTP {status}: {answer}", status=status, gone=status == 410)
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    total_timeout: float,
+) -> httpx.Response:
+    """POST a JSON body; translate network failures into delivery errors."""
+    try:
+        async with asyncio.timeout(total_timeout):
+            response = await client.post(
+                url,
+                content=payload,
+                headers={"content-type": "application/json", **(headers or {})},
+            )
+    except TargetError as exc:
+        raise PermanentDeliveryError(str(exc)) from exc
+    except TimeoutError as exc:
+        raise RetryableDeliveryError(f"no answer within {total_timeout:g} s") from exc
+    except httpx.TimeoutException as exc:
+        raise RetryableDeliveryError(f"timed out: {exc or type(exc).__name__}") from exc
+    except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
+        raise RetryableDeliveryError(f"connection failed: {exc or type(exc).__name__}") from exc
+    classify(response)
+    return response
