@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def extra_development(
     standing: str = "confirmed",
     importance: int = 3,
     when: str = "{at: 2025-12-03}",
+    summary_en: str | None = None,
 ) -> str:
     """YAML for one more development, to append to a state directory."""
     return f"""
@@ -43,8 +45,8 @@ def extra_development(
     recorded: {recorded}
     standing: {standing}
     importance: {importance}
-    title: {{en: {title_en!r}, fr: {title_fr!r}}}
-    summary: {{en: Summary of {dev_id}., fr: Résumé de {dev_id}.}}
+    title: {{en: {json.dumps(title_en)}, fr: {json.dumps(title_fr)}}}
+    summary: {{en: {json.dumps(summary_en or f"Summary of {dev_id}.")}, fr: Résumé de {dev_id}.}}
     sources: [report-2025-12-02]
 """
 

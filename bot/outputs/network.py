@@ -44,8 +44,8 @@ def refusal(ip: IPAddress) -> str | None:
         ("is_loopback", "loopback"),
         ("is_link_local", "link-local"),
         ("is_multicast", "multicast"),
-        ("is_private", "private"),
         ("is_reserved", "reserved"),
+        ("is_private", "private"),
     ):
         if getattr(ip, test):
             return f"{ip} is a {reason} address"
@@ -247,7 +247,7 @@ async def post_json(
                 content=payload,
                 headers={"content-type": "application/json", **(headers or {})},
             )
-    except TargetError as exc:
+    except (TargetError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise PermanentDeliveryError(str(exc)) from exc
     except TimeoutError as exc:
         raise RetryableDeliveryError(f"no answer within {total_timeout:g} s") from exc

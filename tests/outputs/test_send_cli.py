@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import ROOT, SEED_STATE
+from tests.receivers import reply
+
+
+async def briefing(*args: str, cwd: Path | None = None, **env: str) -> tuple[int, str, str]:
+    environment = {**os.environ, "BRIEFING_STATE_DIR": str(SEED_STATE), **env}
+    environment.pop("BRIEFING_ALLOW_PRIVATE_TARGETS", None)
+    environment.update(env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd or ROOT,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_send_to_generic_generates_a_secret_the_receiver_can_verify(receiver) -> None:
+    url = receiver.on("/hook")
+    code, out, err = await briefing(
+        "send",
+        "--to",
+        url,
+        "--json",
+        "--now",
+        "2025-12-02T18:00Z",
+        BRIEFING_ALLOW_PRIVATE_TARGETS="true",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["ok"] and result["kind"] == "generic" and result["attempts"] == 1
+    assert result["status"] == "200" and result["answer"] == "ok"
+    (request,) = receiver.hits("/hook")
+    payload = Webhook(result["new_secret"]).verify(request.body, request.headers)
+    assert payload["digest"]["window_end"].startswith("2025-12-02T18:00:00")
+
+
+async def test_send_to_with_a_secret_and_a_kind(receiver) -> None:
+    url = receiver.on("/slackish")
+    code, out, err = await briefing(
+        "send",
+        "--to",
+        url,
+        "--kind",
+        "slack",
+        "--topics",
+        "military",
+        "--locale",
+        "fr",
+        BRIEFING_ALLOW_PRIVATE_TARGETS="true",
+    )
+    assert code == 0, err
+    assert "slack → " in out and "delivered — status 200 after 1 attempt(s)" in out
+    blocks = receiver.hits("/slackish")[0].json()["blocks"]
+    assert blocks[0]["type"] == "header" and "Pourparlers" in blocks[0]["text"]["text"]
+    assert "signing secret" not in out
+
+
+async def test_send_to_reports_failure_with_exit_1(receiver) -> None:
+    url = receiver.on("/gone", reply(410, "channel_is_archived"))
+    code, out, err = await briefing(
+        "send", "--to", url, "--kind", "mattermost", BRIEFING_ALLOW_PRIVATE_TARGETS="true"
+    )
+    assert code == 1
+    assert "FAILED — status 410 after 1 attempt(s); answer: HTTP 410: channel_is_archived" in out
+
+
+async def test_send_to_retries_then_succeeds(receiver) -> None:
+    url = receiver.on("/busy", reply(429, "slow", {"Retry-After": "1"}), reply(200, "ok"))
+    code, out, err = await briefing(
+        "send", "--to", url, "--kind", "teams", "--json", BRIEFING_ALLOW_PRIVATE_TARGETS="true"
+    )
+    assert code == 0, err
+    assert json.loads(out)["attempts"] == 2 and len(receiver.hits("/busy")) == 2
+
+
+async def test_send_to_dry_run_sends_nothing(receiver) -> None:
+    url = receiver.on("/dry")
+    code, out, err = await briefing(
+        "send", "--to", url, "--dry-run", "--kind", "discord", BRIEFING_ALLOW_PRIVATE_TARGETS="true"
+    )
+    assert code == 0, err
+    assert "dry run" in out and receiver.hits("/dry") == []
+
+
+async def test_send_to_private_target_is_refused_by_default(receiver) -> None:
+    code, out, err = await briefing(
+        "send", "--to", f"https://127.0.0.1:{receiver.port}/x", "--kind", "slack"
+    )
+    assert code == 2 and "127.0.0.1 is a loopback address" in err
+    assert receiver.requests == []
+
+
+async def test_send_to_email_without_smtp_writes_eml(tmp_path) -> None:
+    code, out, err = await briefing(
+        "send",
+        "--to",
+        "reader@example.org",
+        cwd=tmp_path,
+        BRIEFING_SMTP_HOST="",
+        BRIEFING_MAIL_FROM="Briefing <b@example.org>",
+    )
+    assert code == 0, err
+    files = list((tmp_path / "var" / "mail").glob("*.eml"))
+    assert len(files) == 1 and "email → reader@example.org: delivered — status written" in out
+
+
+async def test_send_to_bad_address(tmp_path) -> None:
+    code, out, err = await briefing("send", "--to", "reader@", cwd=tmp_path)
+    assert code == 2 and "invalid email address 'reader@'" in err
