@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
 VAR_DIR = Path("var")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(value: object) -> object:
+    """``90``, ``90s``, ``30m``, ``6h``, ``3d`` (or an ISO 8601 duration) → timedelta."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return timedelta(seconds=float(match.group(1)) * unit)
+    return value
 
 
 class Settings(BaseSettings):
@@ -37,10 +48,16 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     default_locale: Literal["en", "fr"] = "en"
     default_timezone: str = "UTC"
-    catchup: float = Field(default=6 * 3600, description="seconds")
+    catchup: timedelta = Field(default=timedelta(hours=6))
+    concurrency: int = Field(default=64, ge=1, le=4096)
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
+
+    @field_validator("catchup", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value)
 
 
 @lru_cache(maxsize=1)

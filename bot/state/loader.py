@@ -111,11 +111,7 @@ def _describe(error: Any) -> str:
     return f"{loc}: {message}" if loc else message
 
 
-def _parse(path: Path, display: str) -> tuple[_Document, StateFile | None, list[Problem]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return _Document(display, None), None, [Problem(display, 1, f"cannot read file: {exc}")]
+def _parse(text: str, display: str) -> tuple[_Document, StateFile | None, list[Problem]]:
     try:
         loader = _Loader(text)
         try:
@@ -142,29 +138,53 @@ def _parse(path: Path, display: str) -> tuple[_Document, StateFile | None, list[
     return doc, parsed, problems
 
 
-def load_state(path: Path | str, *, base: Path | None = None) -> State:
-    """Load, validate and cross-check the state at ``path``.
-
-    Raises ``StateError`` with every problem found, each as ``file:line: message``.
-    """
+def read_state_files(path: Path | str, *, base: Path | None = None) -> dict[str, str]:
+    """The text of every state file at ``path``, by display name; ``StateError`` if unreadable."""
     root = Path(path)
     files = state_files(root)
     if not files:
         raise StateError([Problem(str(root), 1, "no state files (*.yaml) found")])
-    parsed: list[tuple[_Document, StateFile]] = []
-    problems: list[Problem] = []
-    digest = hashlib.sha256()
+    texts: dict[str, str] = {}
+    problems = []
     for file in files:
         display = _display(file, base)
-        if file.exists():
-            digest.update(file.read_bytes())
-        doc, state_file, file_problems = _parse(file, display)
+        try:
+            texts[display] = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(display, 1, f"cannot read file: {exc}"))
+    if problems:
+        raise StateError(problems)
+    return texts
+
+
+def revision_of(texts: dict[str, str]) -> str:
+    """A short content hash of a set of state files (names and texts)."""
+    digest = hashlib.sha256()
+    for name in sorted(texts):
+        digest.update(Path(name).name.encode() + b"\0" + texts[name].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def load_state(path: Path | str, *, base: Path | None = None) -> State:
+    """Load, validate and cross-check the state at ``path`` (a file or a directory).
+
+    Raises ``StateError`` with every problem found, each as ``file:line: message``.
+    """
+    return parse_state(read_state_files(path, base=base))
+
+
+def parse_state(texts: dict[str, str]) -> State:
+    """Validate and cross-check state files given as ``{name: YAML text}``."""
+    parsed: list[tuple[_Document, StateFile]] = []
+    problems: list[Problem] = []
+    for display, text in texts.items():
+        doc, state_file, file_problems = _parse(text, display)
         problems.extend(file_problems)
         if state_file is not None:
             parsed.append((doc, state_file))
     if problems:
         raise StateError(problems)
-    state, problems = _merge(parsed, first=_display(files[0], base))
+    state, problems = _merge(parsed, first=next(iter(texts)))
     if problems or state is None:
         raise StateError(problems)
     return State(
@@ -173,7 +193,7 @@ def load_state(path: Path | str, *, base: Path | None = None) -> State:
         actors=state.actors,
         sources=state.sources,
         developments=state.developments,
-        revision=digest.hexdigest()[:16],
+        revision=revision_of(texts),
     )
 
 

@@ -1,0 +1,195 @@
+"""``briefing send``: a one-off send to any target, or subscriptions through the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+from bot.cli.common import (
+    emit,
+    fail,
+    load_current_state,
+    parse_moment,
+    reader_options,
+    renderer,
+    settings,
+    table,
+)
+from bot.cli.subscriptions import delivery_view
+from bot.delivery import deliver, render_message
+from bot.digest import Digest, Window, compose
+from bot.dispatch import Dispatcher
+from bot.errors import ConfigError
+from bot.outputs import Envelope, Target, infer_kind, make_context, output_class
+from bot.outputs.webhooks import new_secret
+from bot.redact import mask_target
+from bot.service import open_database, utc_now
+from bot.store import outbox
+from bot.store import subscriptions as subs
+
+
+def send(
+    to: Annotated[
+        str | None, typer.Option(help="A webhook URL or an email address (one-off).")
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="generic, slack, discord, teams, mattermost or email (inferred)."),
+    ] = None,
+    secret: Annotated[
+        list[str] | None, typer.Option(help="Signing secret(s) whsec_… for generic webhooks.")
+    ] = None,
+    subscription: Annotated[
+        list[int] | None, typer.Option(help="Send to this subscription now (repeatable).")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Send to every active subscription now.")
+    ] = False,
+    topics: Annotated[str | None, typer.Option(help="Comma-separated topics (--to).")] = None,
+    locale: Annotated[str | None, typer.Option(help="fr or en (--to).")] = None,
+    timezone: Annotated[str | None, typer.Option(help="The reader's IANA timezone (--to).")] = None,
+    now: Annotated[str | None, typer.Option(help="Fix the clock (ISO 8601, --to).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and show, send nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Send the digest now: once to --to, or to subscriptions through the outbox. Exit 1 if
+    any delivery failed."""
+    if sum(bool(x) for x in (to, subscription, all_)) != 1:
+        fail("give exactly one of --to, --subscription or --all")
+    if to:
+        options = reader_options(topics, locale, timezone)
+        end = parse_moment(now, option="--now", timezone=options.timezone)
+        digest = compose(load_current_state(), options, Window.ending(end))
+        outcome = asyncio.run(
+            one_off(to, kind=kind, secrets=tuple(secret or ()), digest=digest, dry_run=dry_run)
+        )
+        lines = [f"{outcome['kind']} → {outcome['target']}: {outcome['result']}"]
+        if outcome.get("new_secret"):
+            lines.append(f"signing secret (shown once, keep it): {outcome['new_secret']}")
+        emit(outcome, as_json=as_json, text="\n".join(lines))
+        ok = bool(outcome["ok"])
+    else:
+        ok = asyncio.run(through_outbox(subscription or [], dry_run=dry_run, as_json=as_json))
+    if not ok:
+        raise typer.Exit(1)
+
+
+async def one_off(
+    address: str, *, kind: str | None, secrets: tuple[str, ...], digest: Digest, dry_run: bool
+) -> dict[str, Any]:
+    name = kind or infer_kind(address)
+    output_cls = output_class(name)
+    context = make_context(settings())
+    output = output_cls(context)
+    new = None
+    if name == "generic" and not secrets:
+        new = new_secret()
+        secrets = (new,)
+    try:
+        target = await output.validate(Target(kind=name, address=address, secrets=secrets))
+        message = render_message(renderer(), digest, output_cls)
+        result: dict[str, Any] = {
+            "kind": name,
+            "target": mask_target(target.address),
+            "new_secret": new,
+        }
+        if dry_run:
+            return {
+                **result,
+                "ok": True,
+                "dry_run": True,
+                "result": "dry run: target valid, message "
+                f"rendered ({', '.join(output_cls.formats)}), nothing sent",
+            }
+        outcome = await deliver(
+            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}")
+        )
+    finally:
+        await output.aclose()
+        await context.aclose()
+    verdict = "delivered" if outcome.ok else "FAILED"
+    return {
+        **result, "ok": outcome.ok, "status": outcome.status, "answer": outcome.answer,
+        "attempts": outcome.attempts, "parts": outcome.parts,
+        "result": f"{verdict} — status {outcome.status} after {outcome.attempts} attempt(s)"
+        + (f", {outcome.parts} part(s)" if outcome.parts > 1 else "")
+        + (f"; answer: {outcome.answer}" if outcome.answer else ""),
+    }  # fmt: skip
+
+
+async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> bool:
+    """Queue a manual delivery for each subscription and send them in this process."""
+    config = settings()
+    db = await open_database(config)
+    context = make_context(config)
+    try:
+        chosen = (
+            [await subs.get(db, i) for i in ids]
+            if ids
+            else await subs.list_all(db, statuses=(subs.ACTIVE,))
+        )
+        if not chosen:
+            raise ConfigError("no active subscriptions to send to")
+        if dry_run:
+            plan = [
+                {
+                    "subscription": s.id,
+                    "kind": s.kind,
+                    "target": mask_target(s.address),
+                    "status": s.status,
+                }
+                for s in chosen
+            ]
+            emit(
+                plan,
+                as_json=as_json,
+                text=f"dry run: would send to {len(plan)} subscription(s)\n"
+                + table(["sub", "kind", "target", "status"], [list(p.values()) for p in plan]),
+            )
+            return True
+        now = utc_now()
+        rows = [outbox.new_row(s.id, now, now=now, trigger="manual") for s in chosen]
+        row_ids = await outbox.insert(db, rows)
+        dispatcher = Dispatcher(
+            db, context, renderer=renderer(), clock=utc_now, concurrency=config.concurrency
+        )
+        await run_with_progress(dispatcher, row_ids)
+        await dispatcher.close()
+        views = [
+            delivery_view(d) for d in await outbox.listing(db, ids=row_ids, limit=len(row_ids))
+        ]
+    finally:
+        await context.aclose()
+        await db.close()
+    failed = [v for v in views if v["status"] not in (outbox.DELIVERED, outbox.SKIPPED)]
+    summary = (
+        f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed"
+        + (" (pending ones stay queued for 'briefing run')" if failed else "")
+    )
+    from bot.cli.subscriptions import deliveries_table
+
+    emit(
+        {"deliveries": views, "failed": len(failed)},
+        as_json=as_json,
+        text=deliveries_table(sorted(views, key=lambda v: v["subscription"])) + "\n" + summary,
+    )
+    return not failed
+
+
+async def run_with_progress(dispatcher: Dispatcher, row_ids: list[int]) -> None:
+    if not sys.stderr.isatty():
+        await dispatcher.until_done(row_ids)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "sending", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as progress:
+        task = progress.add_task("send", total=len(row_ids))
+        await dispatcher.until_done(row_ids, progress=lambda n: progress.advance(task, n))

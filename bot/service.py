@@ -1,0 +1,115 @@
+"""``briefing run``: scheduler and workers in one process, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.digest import DigestRenderer
+from bot.dispatch import Dispatcher
+from bot.outputs import make_context
+from bot.redact import mask_target
+from bot.schedule import Scheduler
+from bot.settings import Settings
+from bot.store import states
+from bot.store import subscriptions as subs
+from bot.store.database import Database
+
+log = logging.getLogger("briefing")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def open_database(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Database:
+    """Open (and migrate) the database; import the state files at first start."""
+    db = await Database.open(settings.database_url)
+    if await states.latest_revision(db) is None:
+        imported = await states.import_state(db, state_dir(settings), now=clock())
+        log.info(
+            "imported the briefing state from %s (revision %s)",
+            settings.state_dir,
+            imported.revision,
+        )
+    return db
+
+
+def state_dir(settings: Settings) -> Path:
+    """``BRIEFING_STATE_DIR``, else ``config/state``, else the copy shipped in the package."""
+    if settings.state_dir.exists():
+        return settings.state_dir
+    return Path(__file__).resolve().parent / "_state"
+
+
+async def announce(db: Database, settings: Settings) -> None:
+    """Say what the bot will do next."""
+    if not settings.smtp_host:
+        log.info(
+            "no BRIEFING_SMTP_HOST: email digests are written as .eml files under %s/",
+            settings.mail_dir,
+        )
+    active = await subs.list_all(db, statuses=(subs.ACTIVE,))
+    if not active:
+        log.info(
+            "no subscriptions yet; add one with\n"
+            "  briefing subscribe email you@example.org --at 07:00 --timezone Europe/Paris\n"
+            "  briefing subscribe webhook https://hooks.slack.com/services/… --kind slack"
+        )
+        return
+    upcoming = sorted(
+        (s for s in active if s.next_fire_at), key=lambda s: s.next_fire_at or utc_now()
+    )
+    for sub in upcoming[:5]:
+        assert sub.next_fire_at is not None
+        local = sub.next_fire_at.astimezone(ZoneInfo(sub.timezone))
+        log.info(
+            "next: subscription %s (%s, %s → %s) at %s %s",
+            sub.id,
+            sub.name,
+            sub.kind,
+            mask_target(sub.address),
+            local.strftime("%Y-%m-%d %H:%M"),
+            sub.timezone,
+        )
+    log.info("%d active subscription(s)", len(active))
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Run scheduler and workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    db = await open_database(settings, clock=clock)
+    context = make_context(settings)
+    dispatcher = Dispatcher(
+        db,
+        context,
+        renderer=DigestRenderer(templates_dir=settings.templates_dir),
+        clock=clock,
+        concurrency=settings.concurrency,
+    )
+    scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=dispatcher.wake.set)
+    await announce(db, settings)
+    scheduler.start()
+    log.info("running (worker %s); stop with Ctrl-C or SIGTERM", dispatcher.owner)
+    try:
+        await dispatcher.run(stop)
+    finally:
+        scheduler.shutdown()
+        await context.aclose()
+        await db.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("stopped")

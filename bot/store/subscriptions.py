@@ -1,0 +1,197 @@
+"""Subscriptions: who gets which digest, where, and when."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import ConfigError
+from bot.store.database import Database
+from bot.store.tables import subscriptions
+
+ACTIVE, PAUSED, REMOVED = "active", "paused", "removed"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One subscriber's channel, options and schedule."""
+
+    id: int
+    name: str
+    kind: str
+    address: str
+    secrets: tuple[str, ...]
+    topics: tuple[str, ...] | None
+    locale: str
+    timezone: str
+    cron: str
+    skip_empty: bool
+    status: str
+    paused_reason: str | None
+    unsubscribe_token: str
+    next_fire_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Subscription:
+        values = dict(row)
+        values["secrets"] = tuple(values["secrets"] or ())
+        values["topics"] = tuple(values["topics"]) if values["topics"] else None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    name: str
+    kind: str
+    address: str
+    secrets: tuple[str, ...]
+    topics: tuple[str, ...] | None
+    locale: str
+    timezone: str
+    cron: str
+    skip_empty: bool
+    next_fire_at: datetime | None
+
+
+async def add(db: Database, new: NewSubscription, *, now: datetime) -> Subscription:
+    values: dict[str, Any] = {
+        **new.__dict__,
+        "secrets": list(new.secrets),
+        "topics": list(new.topics) if new.topics else None,
+        "status": ACTIVE,
+        "unsubscribe_token": secrets.token_urlsafe(24),
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with db.engine.begin() as conn:
+        result = await conn.execute(subscriptions.insert().values(**values))
+        new_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+    return await get(db, int(new_id or 0))
+
+
+async def get(db: Database, subscription_id: int) -> Subscription:
+    """The subscription ``subscription_id``; ``ConfigError`` if there is none."""
+    async with db.engine.connect() as conn:
+        row = (
+            (await conn.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)))
+            .mappings()
+            .first()
+        )
+    if row is None or row["status"] == REMOVED:
+        raise ConfigError(f"no subscription {subscription_id}")
+    return Subscription.from_row(row)
+
+
+async def list_all(
+    db: Database, *, statuses: Sequence[str] = (ACTIVE, PAUSED)
+) -> list[Subscription]:
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(subscriptions)
+                .where(subscriptions.c.status.in_(statuses))
+                .order_by(subscriptions.c.id)
+            )
+        ).mappings()
+        return [Subscription.from_row(row) for row in rows]
+
+
+async def count(db: Database, *, status: str = ACTIVE) -> int:
+    async with db.engine.connect() as conn:
+        query = select(func.count()).select_from(subscriptions)
+        return int((await conn.execute(query.where(subscriptions.c.status == status))).scalar_one())
+
+
+async def update_fields(
+    db: Database, subscription_id: int, *, now: datetime, **values: Any
+) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == subscription_id)
+            .values(**values, updated_at=now)
+        )
+
+
+async def advance_in(
+    conn: AsyncConnection, next_fires: Sequence[tuple[int, datetime | None]], *, now: datetime
+) -> None:
+    """Set next firing times in the caller's transaction (one statement for all)."""
+    if not next_fires:
+        return
+    await conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.id == bindparam("sid"))
+        .values(next_fire_at=bindparam("next"), updated_at=now),
+        [{"sid": sid, "next": when} for sid, when in next_fires],
+    )
+
+
+async def set_status(
+    db: Database,
+    subscription_id: int,
+    status: str,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    next_fire_at: datetime | None = None,
+) -> Subscription:
+    """Pause, resume or remove; ``ConfigError`` if the subscription does not exist."""
+    await get(db, subscription_id)
+    values: dict[str, Any] = {"status": status, "paused_reason": reason}
+    if status == ACTIVE:
+        values["next_fire_at"] = next_fire_at
+    await update_fields(db, subscription_id, now=now, **values)
+    if status == REMOVED:
+        return Subscription.from_row(await _row(db, subscription_id))
+    return await get(db, subscription_id)
+
+
+async def _row(db: Database, subscription_id: int) -> RowMapping:
+    async with db.engine.connect() as conn:
+        query = select(subscriptions).where(subscriptions.c.id == subscription_id)
+        return (await conn.execute(query)).mappings().one()
+
+
+async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[Subscription]:
+    """Active subscriptions whose next firing time has come."""
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(subscriptions)
+                .where(subscriptions.c.status == ACTIVE, subscriptions.c.next_fire_at <= now)
+                .order_by(subscriptions.c.next_fire_at)
+                .limit(limit)
+            )
+        ).mappings()
+        return [Subscription.from_row(row) for row in rows]
+
+
+async def next_firing(db: Database) -> datetime | None:
+    """The earliest next firing time of any active subscription."""
+    async with db.engine.connect() as conn:
+        query = select(func.min(subscriptions.c.next_fire_at)).where(
+            subscriptions.c.status == ACTIVE
+        )
+        value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+    return value
+
+
+async def by_ids(db: Database, ids: Iterable[int]) -> list[Subscription]:
+    wanted = list(ids)
+    if not wanted:
+        return []
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(select(subscriptions).where(subscriptions.c.id.in_(wanted)))
+        ).mappings()
+        return [Subscription.from_row(row) for row in rows]
