@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ from bot.store.database import Database
 log = logging.getLogger("briefing.schedule")
 _AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_RECORDED_MISSES = 1000
-_EPSILON = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
 
 
 def schedule_from(*, at: str | None, cron: str | None) -> str:
@@ -68,13 +68,15 @@ def next_fire(cron: str, timezone: str, *, after: datetime) -> datetime | None:
     zone = ZoneInfo(timezone)
     moment = after
     for _ in range(3):
-        fire: datetime | None = trigger.get_next_fire_time(None, moment + _EPSILON)
+        # cron fires on whole seconds: the next whole second after ``moment`` is "strictly after"
+        start = moment.astimezone(UTC).replace(microsecond=0) + _SECOND  # UTC: no wall-clock maths
+        fire: datetime | None = trigger.get_next_fire_time(None, start)
         if fire is None:
             return None
         wall = fire.astimezone(zone).replace(tzinfo=None)
         first = wall.replace(tzinfo=zone, fold=0)
-        if first.astimezone(ZoneInfo("UTC")) >= fire.astimezone(ZoneInfo("UTC")):
-            return fire.astimezone(ZoneInfo("UTC"))
+        if first.astimezone(UTC) >= fire.astimezone(UTC):
+            return fire.astimezone(UTC)
         moment = fire
     return None
 

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.state import State, load_state
+from tests.receivers import HttpReceiver, RecordingHandler, start_smtp
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_STATE = ROOT / "config" / "state"
@@ -53,3 +55,27 @@ def extra_development(
 
 def write_developments(directory: Path, *items: str, name: str = "zz_extra.yaml") -> None:
     (directory / name).write_text("developments:" + "".join(items), encoding="utf-8")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request, tmp_path):
+    """A real, migrated database: a SQLite file, then a fresh PostgreSQL database."""
+    from tests.dbs import open_db
+
+    async with open_db(request.param, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    server = HttpReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, RecordingHandler]]:
+    controller, handler = start_smtp()
+    yield controller.port, handler
+    controller.stop()

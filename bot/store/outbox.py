@@ -170,15 +170,18 @@ async def record(db: Database, results: Sequence[dict[str, Any]], *, owner: str)
     """
     if not results:
         return
-    columns = sorted({k for r in results for k in r} - {"row_id"})
-    statement = (
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("row_id"), deliveries.c.lease_owner == owner)
-        .values({c: bindparam(f"v_{c}") for c in columns})
-    )
-    params = [{"row_id": r["row_id"], **{f"v_{c}": r.get(c) for c in columns}} for r in results]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for result in results:
+        groups.setdefault(tuple(sorted(set(result) - {"row_id"})), []).append(result)
     async with db.engine.begin() as conn:
-        await conn.execute(statement, params)
+        for columns, group in groups.items():  # one statement per shape of outcome
+            statement = (
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("row_id"), deliveries.c.lease_owner == owner)
+                .values({c: bindparam(f"v_{c}") for c in columns})
+            )
+            params = [{"row_id": r["row_id"], **{f"v_{c}": r[c] for c in columns}} for r in group]
+            await conn.execute(statement, params)
 
 
 async def release(db: Database, ids: Sequence[int], *, owner: str, now: datetime) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,25 +13,9 @@ from bot.outputs import HttpLimits, Message, OutputContext, TargetPolicy, output
 from bot.settings import Settings
 from bot.state import load_state
 from tests.conftest import SEED_STATE, extra_development, write_developments
-from tests.receivers import HttpReceiver, RecordingHandler, start_smtp
 
 NOW = datetime(2025, 12, 2, 18, 0, tzinfo=UTC)
 FAST = HttpLimits(connect_timeout=1.0, total_timeout=1.5, max_connections=8)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[HttpReceiver]:
-    server = HttpReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, RecordingHandler]]:
-    controller, handler = start_smtp()
-    yield controller.port, handler
-    controller.stop()
 
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
