@@ -1,0 +1,49 @@
+"""Run ``briefing`` as a real process, with its own environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, SEED_STATE
+
+
+def bot_env(tmp_path: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
+    env.update(
+        BRIEFING_DATABASE_URL=database_url or f"sqlite:///{tmp_path / 'briefing.db'}",
+        BRIEFING_STATE_DIR=str(SEED_STATE),
+        BRIEFING_MAIL_DIR=str(tmp_path / "mail"),
+        BRIEFING_MAIL_FROM="Briefing <briefing@example.org>",
+        BRIEFING_ALLOW_PRIVATE_TARGETS="true",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+async def briefing(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd or ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+    )
+    async with asyncio.timeout(timeout):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def start(*args: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    handle = log.open("wb")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
+        stdout=handle, stderr=handle, stdin=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def wait_for(condition, *, timeout: float, interval: float = 0.1) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(interval)
