@@ -96,7 +96,7 @@ class Dispatcher:
         clock: Callable[[], datetime],
         policy: RetryPolicy = SCHEDULED,
         concurrency: int = 64,
-        lease: timedelta = timedelta(seconds=90),
+        lease: timedelta = timedelta(seconds=30),
         owner: str | None = None,
     ) -> None:
         self.db = db
@@ -315,7 +315,7 @@ class Dispatcher:
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
             try:
                 await self.flush()
             except Exception as exc:  # the database may be briefly away

@@ -24,10 +24,19 @@ def bot_env(tmp_path: Path, database_url: str | None = None, **extra: str) -> di
     return env
 
 
-async def briefing(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> tuple[int, str, str]:
+async def briefing(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd or ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd or ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
     )
     async with asyncio.timeout(timeout):
         out, err = await process.communicate()
@@ -38,8 +47,15 @@ async def briefing(*args: str, env: dict[str, str], cwd: Path | None = None, tim
 async def start(*args: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     handle = log.open("wb")
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
-        stdout=handle, stderr=handle, stdin=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=handle,
+        stdin=asyncio.subprocess.DEVNULL,
     )
 
 

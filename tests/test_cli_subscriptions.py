@@ -15,25 +15,53 @@ def env(tmp_path):
 
 async def test_subscribe_list_show_pause_resume_remove(env, receiver) -> None:
     url = receiver.on("/services/T000/B000/XXXXXXXXSECRETTOKEN")
-    code, out, err = await briefing("subscribe", "webhook", url, "--kind", "slack", "--topics", "military,talks",
-                                    "--locale", "fr", "--timezone", "Europe/Paris", "--at", "07:30",
-                                    "--name", "newsroom", "--json", env=env)
+    code, out, err = await briefing(
+        "subscribe",
+        "webhook",
+        url,
+        "--kind",
+        "slack",
+        "--topics",
+        "military,talks",
+        "--locale",
+        "fr",
+        "--timezone",
+        "Europe/Paris",
+        "--at",
+        "07:30",
+        "--name",
+        "newsroom",
+        "--json",
+        env=env,
+    )
     assert code == 0, err
     created = json.loads(out)
-    assert created["id"] == 1 and created["cron"] == "30 7 * * *" and created["topics"] == ["military", "talks"]
+    assert (
+        created["id"] == 1
+        and created["cron"] == "30 7 * * *"
+        and created["topics"] == ["military", "talks"]
+    )
     assert "SECRETTOKEN" not in out and created["target"].endswith("/services/…OKEN")
     assert created["next"].endswith(":30 CET") or created["next"].endswith(":30 CEST")
 
-    code, out, err = await briefing("subscribe", "webhook", receiver.on("/generic"), "--cron", "0 6 * * 1-5",
-                                    env=env)
+    code, out, err = await briefing(
+        "subscribe", "webhook", receiver.on("/generic"), "--cron", "0 6 * * 1-5", env=env
+    )
     assert code == 0, err
     secret = out.split("signing secret (shown once, keep it to verify signatures): ")[1].strip()
     assert secret.startswith("whsec_")
-    code, out, err = await briefing("subscribe", "email", "reader@example.org", "--skip-empty", env=env)
+    code, out, err = await briefing(
+        "subscribe", "email", "reader@example.org", "--skip-empty", env=env
+    )
     assert code == 0, err
 
     code, out, _ = await briefing("subscriptions", "list", env=env)
-    assert "newsroom" in out and "reader@example.org" in out and "SECRETTOKEN" not in out and secret not in out
+    assert (
+        "newsroom" in out
+        and "reader@example.org" in out
+        and "SECRETTOKEN" not in out
+        and secret not in out
+    )
     code, out, _ = await briefing("subscriptions", "list", "--json", env=env)
     listed = json.loads(out)
     assert [s["kind"] for s in listed] == ["slack", "generic", "email"]
@@ -43,7 +71,11 @@ async def test_subscribe_list_show_pause_resume_remove(env, receiver) -> None:
     assert code == 0 and "subscription 2 is now paused" in out
     code, out, _ = await briefing("subscriptions", "show", "2", "--json", env=env)
     shown = json.loads(out)
-    assert shown["status"] == "paused" and shown["paused_reason"] == "holiday" and shown["next"] is None
+    assert (
+        shown["status"] == "paused"
+        and shown["paused_reason"] == "holiday"
+        and shown["next"] is None
+    )
     code, out, _ = await briefing("subscriptions", "resume", "2", env=env)
     assert "now active (next digest:" in out
     code, out, _ = await briefing("subscriptions", "remove", "3", env=env)
@@ -59,11 +91,17 @@ async def test_subscribe_list_show_pause_resume_remove(env, receiver) -> None:
     [
         (["webhook", "https://example.org/h", "--cron", "0 7 * *"], "expected five fields"),
         (["webhook", "https://example.org/h", "--at", "7h"], "--at '7h': expected a time of day"),
-        (["webhook", "https://example.org/h", "--timezone", "Europe/Lutece"], "unknown timezone 'Europe/Lutece'"),
+        (
+            ["webhook", "https://example.org/h", "--timezone", "Europe/Lutece"],
+            "unknown timezone 'Europe/Lutece'",
+        ),
         (["webhook", "https://example.org/h", "--topics", "weather"], "unknown topic 'weather'"),
         (["webhook", "https://example.org/h", "--locale", "de"], "unknown locale 'de'"),
         (["webhook", "https://example.org/h", "--kind", "pager"], "unknown output kind 'pager'"),
-        (["webhook", "https://example.org/h", "--secret", "whsec_c2hvcnQ="], "at least 24 random bytes (got 5)"),
+        (
+            ["webhook", "https://example.org/h", "--secret", "whsec_c2hvcnQ="],
+            "at least 24 random bytes (got 5)",
+        ),
         (["email", "not-an-address"], "invalid email address"),
     ],
 )
@@ -74,7 +112,9 @@ async def test_subscribe_refuses_bad_input(env, args, message) -> None:
 
 async def test_subscribe_applies_the_ssrf_rule(tmp_path) -> None:
     env = bot_env(tmp_path, BRIEFING_ALLOW_PRIVATE_TARGETS="false")
-    code, out, err = await briefing("subscribe", "webhook", "https://169.254.169.254/latest", env=env)
+    code, out, err = await briefing(
+        "subscribe", "webhook", "https://169.254.169.254/latest", env=env
+    )
     assert code == 2 and "169.254.169.254 is a link-local address" in err
 
 
@@ -82,7 +122,9 @@ async def test_send_subscriptions_through_the_outbox(env, receiver) -> None:
     ok = receiver.on("/ok")
     broken = receiver.on("/broken", reply(400, "invalid_payload"))
     for url in (ok, broken):
-        assert (await briefing("subscribe", "webhook", url, "--kind", "mattermost", env=env))[0] == 0
+        assert (await briefing("subscribe", "webhook", url, "--kind", "mattermost", env=env))[
+            0
+        ] == 0
     code, out, err = await briefing("send", "--subscription", "1", env=env)
     assert code == 0, err
     assert "1 of 1 delivered or skipped; 0 failed" in out and len(receiver.hits("/ok")) == 1
@@ -97,7 +139,9 @@ async def test_send_subscriptions_through_the_outbox(env, receiver) -> None:
     log = json.loads(out)
     assert len(log) == 3 and {d["status"] for d in log} == {"delivered", "dead"}
     assert all(d["delivery_id"].startswith(f"dlv_{d['subscription']}_") for d in log)
-    code, out, err = await briefing("deliveries", "--subscription", "2", "--status", "dead", env=env)
+    code, out, err = await briefing(
+        "deliveries", "--subscription", "2", "--status", "dead", env=env
+    )
     assert code == 0 and "400 HTTP 400: invalid_payload" in out
     code, out, err = await briefing("deliveries", "--status", "lost", env=env)
     assert code == 2 and "unknown status 'lost'" in err
@@ -116,9 +160,13 @@ async def test_state_import_cli(env, state_dir) -> None:
     (state_dir / "extra.yaml").write_text(
         "developments:\n  - id: later\n    topic: talks\n    when: {at: 2025-12-03}\n"
         "    recorded: 2025-12-03T09:00:00Z\n    standing: confirmed\n    title: {en: T, fr: T}\n"
-        "    summary: {en: S, fr: S}\n    sources: [report-2025-12-02]\n", encoding="utf-8")
+        "    summary: {en: S, fr: S}\n    sources: [report-2025-12-02]\n",
+        encoding="utf-8",
+    )
     code, out, err = await briefing("state", "import", str(state_dir), "--json", env=env)
-    assert code == 0 and json.loads(out)["created"] is True and json.loads(out)["developments"] == 18
+    assert (
+        code == 0 and json.loads(out)["created"] is True and json.loads(out)["developments"] == 18
+    )
     (state_dir / "extra.yaml").write_text("developments: [", encoding="utf-8")
     code, out, err = await briefing("state", "import", str(state_dir), env=env)
     assert code == 2 and "extra.yaml:1: invalid YAML" in err

@@ -54,9 +54,7 @@ def test_wall_times_inside_the_changes_fire_once() -> None:
         until=utc(2026, 10, 25, 3),
         limit=10,
     )
-    assert len(hourly) == len(set(hourly)) and all(
-        b > a for a, b in itertools.pairwise(hourly)
-    )
+    assert len(hourly) == len(set(hourly)) and all(b > a for a, b in itertools.pairwise(hourly))
 
 
 @pytest.mark.parametrize(
