@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from bot.store.database import Database
 
@@ -24,7 +25,12 @@ def pg_url(name: str) -> str:
 async def postgres_database() -> AsyncIterator[str]:
     """A new, empty PostgreSQL database; dropped afterwards."""
     name = f"briefing_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        admin = await asyncpg.connect(PG_ADMIN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            raise  # in CI the PostgreSQL half of the suite must run
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN} ({exc}); set BRIEFING_TEST_POSTGRES")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
