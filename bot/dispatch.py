@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -115,6 +115,8 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._windows: dict[int, datetime] = {}
         self._subs: dict[int, subs.Subscription] = {}
+        self._state: State | None = None
+        self.finished: dict[int, tuple[str, datetime | None]] = {}
 
     def output(self, kind: str) -> Output:
         if kind not in self._outputs:
@@ -140,23 +142,29 @@ class Dispatcher:
             await self.flush()
             await self.close()
 
-    async def step(self, *, only: Iterable[int] | None = None) -> int:
-        """Claim what fits in the free slots and start sending it; return how many."""
+    async def step(self, *, period: datetime | None = None) -> int:
+        """Claim what fits in the free slots and start sending it; return how many.
+
+        ``period`` limits the claim to the rows of one period (a manual send's)."""
         room = self.concurrency * 2 - len(self._inflight)
         if room <= 0:
             await asyncio.sleep(0.01)
             return 0
         try:
             rows = await outbox.claim(
-                self.db, owner=self.owner, now=self.clock(), limit=room, lease=self.lease, only=only
+                self.db,
+                owner=self.owner,
+                now=self.clock(),
+                limit=room,
+                lease=self.lease,
+                period=period,
             )
+            if rows:
+                await self._prepare(rows)
         except Exception as exc:  # the database may be briefly away; try again soon
             log.warning("cannot claim deliveries: %s", exc)
             await asyncio.sleep(1.0)
             return 0
-        if not rows:
-            return 0
-        await self._prepare(rows)
         for row in rows:
             task = asyncio.create_task(self._process(row))
             self._inflight[row.id] = task
@@ -173,43 +181,39 @@ class Dispatcher:
         self,
         ids: list[int],
         *,
+        period: datetime | None,
         horizon: float = 15.0,
         progress: Callable[[int], None] = lambda n: None,
     ) -> None:
-        """Send the rows ``ids`` in this process until each is finished or waits longer than
-        ``horizon`` seconds for its next try (it stays queued for ``briefing run``)."""
+        """Send the rows ``ids`` (all of ``period``) in this process until each is finished or
+        waits longer than ``horizon`` seconds for its next try (it stays queued for
+        ``briefing run``)."""
         open_ids = set(ids)
         while open_ids:
-            await self.step(only=open_ids)
+            await self.step(period=period)
             if self._inflight:
                 await asyncio.wait(
-                    list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED
+                    list(self._inflight.values()), timeout=0.05, return_when=asyncio.FIRST_COMPLETED
                 )
+            else:
+                await asyncio.sleep(0.05)
             await self.flush()
-            rows = await outbox.listing(self.db, ids=list(open_ids), limit=len(open_ids))
-            now = self.clock()
+            later = self.clock() + timedelta(seconds=horizon)
             done = {
-                r.id
-                for r in rows
-                if r.status in outbox.TERMINAL
-                or (
-                    r.status == outbox.PENDING
-                    and r.next_attempt_at is not None
-                    and r.next_attempt_at > now + timedelta(seconds=horizon)
-                )
-            }
+                rid for rid in open_ids if (outcome := self.finished.get(rid)) is not None
+                and (outcome[0] in outbox.TERMINAL or (outcome[1] is not None and outcome[1] > later))
+            }  # fmt: skip
             if done:
                 progress(len(done))
-            open_ids -= done
-            if open_ids and not self._inflight:
-                await asyncio.sleep(0.2)
+                open_ids -= done
 
     async def _prepare(self, rows: list[outbox.Delivery]) -> None:
-        """Load the subscriptions and last windows the claimed rows need, in two queries."""
+        """Load what the claimed rows need: subscriptions, last windows, the state."""
         for sub in await subs.by_ids(self.db, {r.subscription_id for r in rows}):
             self._subs[sub.id] = sub
         fresh = [r.subscription_id for r in rows if r.window_start is None]
         self._windows.update(await outbox.last_windows(self.db, fresh))
+        self._state = await self.states.latest()
 
     async def _process(self, row: outbox.Delivery) -> None:
         async with self._slots:
@@ -227,7 +231,7 @@ class Dispatcher:
             return Result(
                 row.id, {"status": outbox.SKIPPED, "last_answer": f"subscription {sub.status}"}
             )
-        state = await self.states.latest()
+        state = self._state
         if state is None:
             raise BriefingError("no briefing state imported yet")
         start = row.window_start or self._windows.get(sub.id) or row.period - FIRST_WINDOW
@@ -293,6 +297,10 @@ class Dispatcher:
             self._pending = batch + self._pending  # keep them; the next flush tries again
             raise
         for result in batch:
+            self.finished[result.row_id] = (
+                result.values["status"],
+                result.values.get("next_attempt_at"),
+            )
             if result.pause:
                 await self._pause(result.check_dead or 0, result.pause)
             elif result.check_dead is not None:

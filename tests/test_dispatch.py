@@ -63,9 +63,11 @@ def dispatcher(db, ctx, **kwargs) -> Dispatcher:
     return Dispatcher(db, ctx, renderer=DigestRenderer(), clock=utc_now, **kwargs)
 
 
-async def finish(d: Dispatcher, ids: list[int]) -> list[outbox.Delivery]:
+async def finish(
+    d: Dispatcher, ids: list[int], period: datetime | None = None
+) -> list[outbox.Delivery]:
     async with asyncio.timeout(30):
-        await d.until_done(ids, horizon=60)
+        await d.until_done(ids, period=period, horizon=60)
     await d.flush()
     await d.close()
     return await outbox.listing(d.db, ids=ids, limit=len(ids))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import sys
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +21,7 @@ from bot.cli.common import (
     settings,
     table,
 )
-from bot.cli.subscriptions import delivery_view
+from bot.cli.subscriptions import deliveries_table, delivery_view
 from bot.delivery import deliver, render_message
 from bot.digest import Digest, Window, compose
 from bot.dispatch import Dispatcher
@@ -78,6 +80,9 @@ def send(
         ok = asyncio.run(through_outbox(subscription or [], dry_run=dry_run, as_json=as_json))
     if not ok:
         raise typer.Exit(1)
+
+
+TABLE_ROWS = 50
 
 
 async def one_off(
@@ -159,7 +164,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> boo
         dispatcher = Dispatcher(
             db, context, renderer=renderer(), clock=utc_now, concurrency=config.concurrency
         )
-        await run_with_progress(dispatcher, row_ids)
+        await run_with_progress(dispatcher, row_ids, now)
         await dispatcher.close()
         views = [
             delivery_view(d) for d in await outbox.listing(db, ids=row_ids, limit=len(row_ids))
@@ -168,23 +173,21 @@ async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> boo
         await context.aclose()
         await db.close()
     failed = [v for v in views if v["status"] not in (outbox.DELIVERED, outbox.SKIPPED)]
-    summary = (
-        f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed"
-        + (" (pending ones stay queued for 'briefing run')" if failed else "")
+    counts = collections.Counter(v["status"] for v in views)
+    summary = f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed" + (
+        " (pending ones stay queued for 'briefing run')" if failed else ""
     )
-    from bot.cli.subscriptions import deliveries_table
-
-    emit(
-        {"deliveries": views, "failed": len(failed)},
-        as_json=as_json,
-        text=deliveries_table(sorted(views, key=lambda v: v["subscription"])) + "\n" + summary,
-    )
+    shown = views if len(views) <= TABLE_ROWS else failed[:TABLE_ROWS]
+    text = deliveries_table(sorted(shown, key=lambda v: v["subscription"])) + "\n" if shown else ""
+    if len(views) > TABLE_ROWS:
+        text += "by status: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + "\n"
+    emit({"deliveries": views, "failed": len(failed)}, as_json=as_json, text=text + summary)
     return not failed
 
 
-async def run_with_progress(dispatcher: Dispatcher, row_ids: list[int]) -> None:
+async def run_with_progress(dispatcher: Dispatcher, row_ids: list[int], period: datetime) -> None:
     if not sys.stderr.isatty():
-        await dispatcher.until_done(row_ids)
+        await dispatcher.until_done(row_ids, period=period)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -192,4 +195,6 @@ async def run_with_progress(dispatcher: Dispatcher, row_ids: list[int]) -> None:
         "sending", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
     ) as progress:
         task = progress.add_task("send", total=len(row_ids))
-        await dispatcher.until_done(row_ids, progress=lambda n: progress.advance(task, n))
+        await dispatcher.until_done(
+            row_ids, period=period, progress=lambda n: progress.advance(task, n)
+        )

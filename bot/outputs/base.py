@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.digest.model import Digest
 
@@ -31,10 +31,15 @@ class Target:
 
 @dataclass(frozen=True)
 class Message:
-    """A digest rendered in the formats one output needs, shared by every receiver."""
+    """A digest rendered in the formats one output needs, shared by every receiver.
+
+    ``memo`` lets an output keep what it derives from the message (encoded payloads, a
+    MIME body) so that thousands of receivers of one message cost one encoding.
+    """
 
     digest: Digest
     bodies: Mapping[str, str]
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def body(self, fmt: str) -> str:
         return self.bodies[fmt]

@@ -103,10 +103,12 @@ class WebhookOutput(Output):
             await self.context.policy.check(target.address)
         except TargetError as exc:
             raise PermanentDeliveryError(str(exc)) from exc
-        payloads = self.payloads(message)
+        payloads: list[bytes] = message.memo.get(self.name) or message.memo.setdefault(
+            self.name, [encoded(p) for p in self.payloads(message)]
+        )
         response = None
         for index in range(envelope.first_part, len(payloads)):
-            body = encoded(payloads[index])
+            body = payloads[index]
             try:
                 response = await post_json(
                     self.context.http,

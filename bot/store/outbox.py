@@ -113,7 +113,7 @@ async def claim(
     now: datetime,
     limit: int,
     lease: timedelta,
-    only: Iterable[int] | None = None,
+    period: datetime | None = None,
 ) -> list[Delivery]:
     """Take up to ``limit`` due rows for ``owner`` until ``now + lease``."""
     due = or_(
@@ -121,8 +121,8 @@ async def claim(
         and_(deliveries.c.status == SENDING, deliveries.c.lease_until < now),
     )
     query = select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
-    if only is not None:
-        query = query.where(deliveries.c.id.in_(list(only)))
+    if period is not None:
+        query = query.where(deliveries.c.period == period)
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     async with db.engine.begin() as conn:

@@ -1,0 +1,206 @@
+"""Fan-out benchmark: the bot's ``briefing send --all`` against a bare loop, same receiver.
+
+    python bench/fanout.py [--subscribers 10000] [--concurrency 64] [--delay 0.05]
+    python bench/fanout.py --email [--subscribers 1000]
+
+Webhooks: N generic-webhook subscriptions point at one local receiver that answers after
+``--delay``; the bot sends to all of them (``briefing send --all``: start-up, queueing,
+rendering, signing, sending and bookkeeping included), then a bare aiohttp loop posts the
+same payload N times with the same concurrency. Email: N email subscriptions, a local
+aiosmtpd sink, and a bare aiosmtplib loop reusing one connection. Prints both rates, their
+ratio and the bot's peak RSS. Targets: ratio ≥ 0.6, peak RSS ≤ 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import aiosmtplib
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.delivery import render_message  # noqa: E402
+from bot.digest import DigestRenderer, ReaderOptions, Window, compose  # noqa: E402
+from bot.outputs import Envelope, Target, make_context, output_class  # noqa: E402
+from bot.outputs.webhooks import encoded, new_secret  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.state import load_state  # noqa: E402
+from bot.store import states  # noqa: E402
+from bot.store.database import Database  # noqa: E402
+from bot.store.tables import subscriptions  # noqa: E402
+
+STATE = ROOT / "config" / "state"
+NOW = datetime(2025, 12, 2, 18, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+async def make_subscribers(url: str, *, count: int, kind: str, address: str) -> None:
+    db = await Database.open(url)
+    now = datetime.now(UTC)
+    await states.import_state(db, STATE, now=now)
+    rows = [
+        {
+            "name": f"bench-{n}", "kind": kind, "address": address.format(n=n),
+            "secrets": [new_secret()] if kind == "generic" else [], "topics": None, "locale": "en",
+            "timezone": "Europe/Paris", "cron": "0 7 * * *", "skip_empty": False, "status": "active",
+            "unsubscribe_token": secrets.token_urlsafe(24), "next_fire_at": None,
+            "created_at": now, "updated_at": now,
+        }
+        for n in range(count)
+    ]  # fmt: skip
+    async with db.engine.begin() as conn:
+        for start in range(0, count, 2000):
+            await conn.execute(insert(subscriptions), rows[start : start + 2000])
+    await db.close()
+
+
+def run_bot(env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``briefing send --all``; return (seconds, peak RSS in MB, last output line)."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "send", "--all"], cwd=ROOT, env=env,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if result.returncode != 0:
+        print(result.stdout[-2000:], result.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(f"briefing send --all failed ({result.returncode})")
+    return elapsed, peak, result.stdout.strip().splitlines()[-1]
+
+
+def one_message(kind: str, settings: Settings):
+    state = load_state(STATE)
+    digest = compose(state, ReaderOptions(timezone="Europe/Paris"), Window.ending(NOW))
+    return render_message(DigestRenderer(), digest, output_class(kind))
+
+
+async def bare_http(port: int, body: bytes, *, count: int, concurrency: int) -> float:
+    slots = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(n: int) -> None:
+            async with slots, session.post(
+                f"http://127.0.0.1:{port}/bare/{n}", data=body,
+                headers={"content-type": "application/json"},
+            ) as response:  # fmt: skip
+                await response.read()
+                if response.status != 200:
+                    raise SystemExit(f"bare loop got {response.status}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(n) for n in range(count)))
+        return time.perf_counter() - started
+
+
+async def bare_smtp(port: int, data: bytes, *, count: int) -> float:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+    await smtp.connect()
+    started = time.perf_counter()
+    for n in range(count):
+        await smtp.sendmail("briefing@example.org", [f"reader{n}@example.org"], data)
+    elapsed = time.perf_counter() - started
+    await smtp.quit()
+    return elapsed
+
+
+async def received(port: int) -> int:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/count") as r:
+        return int(await r.text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--delay", type=float, default=0.05, help="receiver delay (webhooks)")
+    parser.add_argument("--email", action="store_true", help="email through an SMTP sink")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    args = parser.parse_args()
+    count = args.subscribers or (1000 if args.email else 10_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        port = free_port()
+        if args.email:
+            server = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c",
+                 "aiosmtpd.handlers.Sink"], cwd=tmp,
+            )  # fmt: skip
+        else:
+            server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"),  # noqa: S603
+                                       str(port), str(args.delay)])
+        try:
+            asyncio.run(wait_port(port))
+            kind = "email" if args.email else "generic"
+            address = "reader{n}@example.org" if args.email else f"http://127.0.0.1:{port}/hook/{{n}}"
+            asyncio.run(make_subscribers(url, count=count, kind=kind, address=address))
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")},
+                "BRIEFING_DATABASE_URL": url, "BRIEFING_STATE_DIR": str(STATE),
+                "BRIEFING_ALLOW_PRIVATE_TARGETS": "true", "BRIEFING_CONCURRENCY": str(args.concurrency),
+                "BRIEFING_MAIL_FROM": "Briefing <briefing@example.org>",
+            }  # fmt: skip
+            if args.email:
+                env.update(BRIEFING_SMTP_HOST="127.0.0.1", BRIEFING_SMTP_PORT=str(port),
+                           BRIEFING_SMTP_SECURITY="none")
+            bot_seconds, peak_mb, summary = run_bot(env)
+            settings = Settings(_env_file=None, mail_from="Briefing <briefing@example.org>")  # type: ignore[call-arg]
+            message = one_message(kind, settings)
+            if args.email:
+                output = output_class("email")(make_context(settings))
+                mail = output.build(Target("email", "reader@example.org"), message,  # type: ignore[attr-defined]
+                                    envelope=Envelope("dlv_bench"))
+                bare_seconds = asyncio.run(bare_smtp(port, output.to_bytes(mail), count=count))  # type: ignore[attr-defined]
+                delivered = count
+            else:
+                webhook = output_class("generic")(make_context(settings))
+                body = encoded(webhook.payloads(message)[0])  # type: ignore[attr-defined]
+                delivered = asyncio.run(received(port))
+                bare_seconds = asyncio.run(bare_http(port, body, count=count, concurrency=args.concurrency))
+        finally:
+            server.terminate()
+            server.wait()
+    bot_rate, bare_rate = count / bot_seconds, count / bare_seconds
+    what = "email (SMTP sink, one connection)" if args.email else f"webhooks (receiver delay {args.delay * 1000:.0f} ms)"
+    print(f"fan-out of {count} {what}, concurrency {args.concurrency}")
+    print(f"  bot  (briefing send --all, end to end): {bot_seconds:7.2f} s  {bot_rate:8.1f}/s  [{summary}]")
+    if not args.email:
+        print(f"  receiver counted {delivered} bot deliveries")
+    print(f"  bare {'aiosmtplib' if args.email else 'aiohttp'} loop:                 {bare_seconds:7.2f} s  {bare_rate:8.1f}/s")
+    print(f"  ratio bot/bare: {bot_rate / bare_rate:.2f}  (target ≥ 0.60)")
+    print(f"  bot peak RSS: {peak_mb:.0f} MB  (target ≤ 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
