@@ -136,7 +136,10 @@ async def bare_smtp(port: int, data: bytes, *, count: int) -> float:
 
 
 async def received(port: int) -> int:
-    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/count") as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/count") as r,
+    ):
         return int(await r.text())
 
 
@@ -158,12 +161,20 @@ def main() -> None:
                  "aiosmtpd.handlers.Sink"], cwd=tmp,
             )  # fmt: skip
         else:
-            server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"),  # noqa: S603
-                                       str(port), str(args.delay)])
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "receiver.py"),  # noqa: S603
+                    str(port),
+                    str(args.delay),
+                ]
+            )
         try:
             asyncio.run(wait_port(port))
             kind = "email" if args.email else "generic"
-            address = "reader{n}@example.org" if args.email else f"http://127.0.0.1:{port}/hook/{{n}}"
+            address = (
+                "reader{n}@example.org" if args.email else f"http://127.0.0.1:{port}/hook/{{n}}"
+            )
             asyncio.run(make_subscribers(url, count=count, kind=kind, address=address))
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")},
@@ -172,32 +183,48 @@ def main() -> None:
                 "BRIEFING_MAIL_FROM": "Briefing <briefing@example.org>",
             }  # fmt: skip
             if args.email:
-                env.update(BRIEFING_SMTP_HOST="127.0.0.1", BRIEFING_SMTP_PORT=str(port),
-                           BRIEFING_SMTP_SECURITY="none")
+                env.update(
+                    BRIEFING_SMTP_HOST="127.0.0.1",
+                    BRIEFING_SMTP_PORT=str(port),
+                    BRIEFING_SMTP_SECURITY="none",
+                )
             bot_seconds, peak_mb, summary = run_bot(env)
             settings = Settings(_env_file=None, mail_from="Briefing <briefing@example.org>")  # type: ignore[call-arg]
             message = one_message(kind, settings)
             if args.email:
                 output = output_class("email")(make_context(settings))
-                mail = output.build(Target("email", "reader@example.org"), message,  # type: ignore[attr-defined]
-                                    envelope=Envelope("dlv_bench"))
-                bare_seconds = asyncio.run(bare_smtp(port, output.to_bytes(mail), count=count))  # type: ignore[attr-defined]
+                data = output.to_bytes(
+                    Target("email", "reader@example.org"),
+                    message,  # type: ignore[attr-defined]
+                    envelope=Envelope("dlv_bench"),
+                )
+                bare_seconds = asyncio.run(bare_smtp(port, data, count=count))
                 delivered = count
             else:
                 webhook = output_class("generic")(make_context(settings))
                 body = encoded(webhook.payloads(message)[0])  # type: ignore[attr-defined]
                 delivered = asyncio.run(received(port))
-                bare_seconds = asyncio.run(bare_http(port, body, count=count, concurrency=args.concurrency))
+                bare_seconds = asyncio.run(
+                    bare_http(port, body, count=count, concurrency=args.concurrency)
+                )
         finally:
             server.terminate()
             server.wait()
     bot_rate, bare_rate = count / bot_seconds, count / bare_seconds
-    what = "email (SMTP sink, one connection)" if args.email else f"webhooks (receiver delay {args.delay * 1000:.0f} ms)"
+    what = (
+        "email (SMTP sink, one connection)"
+        if args.email
+        else f"webhooks (receiver delay {args.delay * 1000:.0f} ms)"
+    )
     print(f"fan-out of {count} {what}, concurrency {args.concurrency}")
-    print(f"  bot  (briefing send --all, end to end): {bot_seconds:7.2f} s  {bot_rate:8.1f}/s  [{summary}]")
+    print(
+        f"  bot  (briefing send --all, end to end): {bot_seconds:7.2f} s  {bot_rate:8.1f}/s  [{summary}]"
+    )
     if not args.email:
         print(f"  receiver counted {delivered} bot deliveries")
-    print(f"  bare {'aiosmtplib' if args.email else 'aiohttp'} loop:                 {bare_seconds:7.2f} s  {bare_rate:8.1f}/s")
+    print(
+        f"  bare {'aiosmtplib' if args.email else 'aiohttp'} loop:                 {bare_seconds:7.2f} s  {bare_rate:8.1f}/s"
+    )
     print(f"  ratio bot/bare: {bot_rate / bare_rate:.2f}  (target ≥ 0.60)")
     print(f"  bot peak RSS: {peak_mb:.0f} MB  (target ≤ 300 MB)")
 

@@ -174,8 +174,9 @@ async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> boo
         await db.close()
     failed = [v for v in views if v["status"] not in (outbox.DELIVERED, outbox.SKIPPED)]
     counts = collections.Counter(v["status"] for v in views)
-    summary = f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed" + (
-        " (pending ones stay queued for 'briefing run')" if failed else ""
+    summary = (
+        f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed"
+        + (" (pending ones stay queued for 'briefing run')" if failed else "")
     )
     shown = views if len(views) <= TABLE_ROWS else failed[:TABLE_ROWS]
     text = deliveries_table(sorted(shown, key=lambda v: v["subscription"])) + "\n" if shown else ""

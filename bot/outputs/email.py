@@ -13,7 +13,6 @@ import os
 import re
 import tempfile
 from datetime import UTC, datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
@@ -40,6 +39,17 @@ def check_header(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise TargetError(f"{name} may not contain a line break")
     return value
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """One header, CRLF-terminated: plain ASCII as it is, anything else encoded by the
+    email package."""
+    check_header(name, value)
+    if value.isascii() and len(name) + len(value) < 900:
+        return f"{name}: {value}\r\n".encode()
+    single = EmailMessage(policy=SMTP_POLICY)
+    single[name] = value
+    return single.as_bytes(policy=SMTP_POLICY).removesuffix(b"\r\n")
 
 
 def normalize_address(address: str) -> str:
@@ -82,58 +92,71 @@ class EmailOutput(Output):
         address = target.address.removeprefix("mailto:")
         return Target(kind=target.kind, address=normalize_address(address))
 
-    def build(self, target: Target, message: Message, *, envelope: Envelope) -> EmailMessage:
-        """The email for one delivery (headers checked, not yet signed)."""
+    def personal_headers(self, target: Target, *, envelope: Envelope) -> list[tuple[str, str]]:
+        """The headers particular to one delivery."""
         settings = self.context.settings
-        digest = message.digest
-        mail = EmailMessage(policy=SMTP_POLICY)
-        mail["From"] = check_header("From", settings.mail_from)
-        mail["To"] = Address(addr_spec=normalize_address(target.address))
-        mail["Subject"] = check_header(
-            "Subject", f"{digest.story} — {full_date(digest.date, digest.locale)}"
-        )
-        mail["Date"] = format_datetime(datetime.now(UTC))
-        mail["Message-ID"] = f"<{_UNSAFE_ID.sub('-', envelope.delivery_id)}@{self._domain}>"
-        mail["List-Id"] = f"Peace talks briefing <briefing.{self._domain}>"
         token = envelope.unsubscribe_token or "one-off"
         links = [f"<mailto:{self._sender}?subject={quote('unsubscribe ' + token)}>"]
+        one_click = []
         if settings.public_url and envelope.unsubscribe_token:
             base = settings.public_url.rstrip("/")
             links.insert(0, f"<{base}/unsubscribe/{quote(envelope.unsubscribe_token)}>")
-            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mail["List-Unsubscribe"] = check_header("List-Unsubscribe", ", ".join(links))
-        mail.set_content(message.body("text"))
-        mail.add_alternative(message.body("html"), subtype="html")
-        return mail
+            one_click = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+        return [
+            ("To", normalize_address(target.address)),
+            ("Date", format_datetime(datetime.now(UTC))),
+            ("Message-ID", f"<{_UNSAFE_ID.sub('-', envelope.delivery_id)}@{self._domain}>"),
+            ("List-Unsubscribe", ", ".join(links)),
+            *one_click,
+        ]
 
-    def to_bytes(self, mail: EmailMessage) -> bytes:
-        """Serialise with CRLF line ends, prefixed with a DKIM signature when configured."""
-        data = mail.as_bytes(policy=SMTP_POLICY)
+    def shared_part(self, message: Message) -> bytes:
+        """From, Subject, List-Id and the multipart/alternative body (text, then HTML):
+        the same for every receiver of ``message``, so encoded once."""
+        cached: bytes | None = message.memo.get("email")
+        if cached is None:
+            digest = message.digest
+            part = EmailMessage(policy=SMTP_POLICY)
+            part["From"] = check_header("From", self.context.settings.mail_from)
+            part["Subject"] = check_header(
+                "Subject", f"{digest.story} — {full_date(digest.date, digest.locale)}"
+            )
+            part["List-Id"] = f"Peace talks briefing <briefing.{self._domain}>"
+            part.set_content(message.body("text"))
+            part.add_alternative(message.body("html"), subtype="html")
+            cached = message.memo.setdefault("email", part.as_bytes(policy=SMTP_POLICY))
+        return cached
+
+    def to_bytes(self, target: Target, message: Message, *, envelope: Envelope) -> bytes:
+        """The whole message with CRLF line ends, DKIM-signed when configured."""
+        personal = self.personal_headers(target, envelope=envelope)
+        data = b"".join(_header_line(name, value) for name, value in personal) + self.shared_part(
+            message
+        )
         settings = self.context.settings
         if self._dkim_key is None or not settings.dkim_selector or not settings.dkim_domain:
             return data
-        present = [h for h in SIGNED_HEADERS if mail.get(h.decode()) is not None]
+        present = {name.lower() for name, _ in personal} | {"from", "subject", "list-id"}
         signature = dkim.sign(
             data,
             settings.dkim_selector.encode(),
             settings.dkim_domain.encode(),
             self._dkim_key,
             canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=present,
+            include_headers=[h for h in SIGNED_HEADERS if h.decode().lower() in present],
         )
         return bytes(signature) + data
 
     async def send(self, target: Target, message: Message, *, envelope: Envelope) -> Receipt:
         try:
-            mail = self.build(target, message, envelope=envelope)
+            data = self.to_bytes(target, message, envelope=envelope)
         except (TargetError, ValueError) as exc:
             raise PermanentDeliveryError(f"cannot build the message: {exc}") from exc
-        data = self.to_bytes(mail)
         if not self.context.settings.smtp_host:
             path = self._write_eml(data, envelope.delivery_id)
             return Receipt(status="written", answer=str(path))
         async with self._lock:
-            return await self._send_smtp(str(mail["To"].addresses[0].addr_spec), data)
+            return await self._send_smtp(normalize_address(target.address), data)
 
     def _write_eml(self, data: bytes, delivery_id: str) -> Path:
         directory = self.context.settings.mail_dir
