@@ -54,7 +54,7 @@ async def announce(db: Database, settings: Settings) -> None:
             "no BRIEFING_SMTP_HOST: email digests are written as .eml files under %s/",
             settings.mail_dir,
         )
-    active = await subs.list_all(db, statuses=(subs.ACTIVE,))
+    active = await subs.count(db)
     if not active:
         log.info(
             "no subscriptions yet; add one with\n"
@@ -62,22 +62,18 @@ async def announce(db: Database, settings: Settings) -> None:
             "  briefing subscribe webhook https://hooks.slack.com/services/… --kind slack"
         )
         return
-    upcoming = sorted(
-        (s for s in active if s.next_fire_at), key=lambda s: s.next_fire_at or utc_now()
-    )
-    for sub in upcoming[:5]:
-        assert sub.next_fire_at is not None
-        local = sub.next_fire_at.astimezone(ZoneInfo(sub.timezone))
+    for sub in await subs.upcoming(db, limit=5):
+        local = sub.next_fire_at.astimezone(ZoneInfo(sub.timezone)) if sub.next_fire_at else None
         log.info(
             "next: subscription %s (%s, %s → %s) at %s %s",
             sub.id,
             sub.name,
             sub.kind,
             mask_target(sub.address),
-            local.strftime("%Y-%m-%d %H:%M"),
+            local.strftime("%Y-%m-%d %H:%M") if local else "?",
             sub.timezone,
         )
-    log.info("%d active subscription(s)", len(active))
+    log.info("%d active subscription(s)", active)
 
 
 async def serve(

@@ -176,6 +176,20 @@ async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[Subscri
         return [Subscription.from_row(row) for row in rows]
 
 
+async def upcoming(db: Database, *, limit: int) -> list[Subscription]:
+    """The active subscriptions that fire next."""
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(subscriptions)
+                .where(subscriptions.c.status == ACTIVE, subscriptions.c.next_fire_at.is_not(None))
+                .order_by(subscriptions.c.next_fire_at)
+                .limit(limit)
+            )
+        ).mappings()
+        return [Subscription.from_row(row) for row in rows]
+
+
 async def next_firing(db: Database) -> datetime | None:
     """The earliest next firing time of any active subscription."""
     async with db.engine.connect() as conn:
