@@ -223,7 +223,10 @@ class Dispatcher:
                 result = self._failure(row, PermanentDeliveryError(str(exc)))
         self._pending.append(result)
         if len(self._pending) >= 200:
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # kept for the next flush
+                log.warning("cannot record deliveries yet: %s", exc)
 
     async def _deliver(self, row: outbox.Delivery) -> Result:
         sub = self._subs.get(row.subscription_id) or await subs.get(self.db, row.subscription_id)
@@ -290,7 +293,10 @@ class Dispatcher:
         try:
             await outbox.record(
                 self.db,
-                [{"row_id": r.row_id, "updated_at": now, **r.values} for r in batch],
+                [
+                    {"row_id": r.row_id, "updated_at": now, "sent_by": self.owner, **r.values}
+                    for r in batch
+                ],
                 owner=self.owner,
             )
         except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import ROOT, SEED_STATE
@@ -63,3 +64,23 @@ async def wait_for(condition, *, timeout: float, interval: float = 0.1) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(interval)
+
+
+async def bulk_subscribe(
+    db, address: str, *, count: int, due: datetime, kind: str = "generic"
+) -> None:
+    """``count`` subscriptions whose next firing is ``due``, written in one go."""
+    from bot.outputs.webhooks import new_secret
+    from bot.store import subscriptions as subs
+
+    for n in range(count):
+        await subs.add(db, subs.NewSubscription(
+            name=f"r{n}", kind=kind, address=address, secrets=(new_secret(),) if kind == "generic" else (),
+            topics=None, locale="en", timezone="UTC", cron="0 7 * * *", skip_empty=False, next_fire_at=due,
+        ), now=due)  # fmt: skip
+
+
+async def delivered_count(db) -> int:
+    from bot.store import outbox
+
+    return len(await outbox.listing(db, status="delivered", limit=1_000_000))

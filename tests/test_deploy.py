@@ -21,7 +21,9 @@ def test_every_briefing_variable_set_by_compose_is_read_by_the_bot() -> None:
     assert used, "the bot service sets no BRIEFING_* variables"
     assert used <= settings_variables(), used - settings_variables()
     # and the values are ones the bot accepts
-    Settings(_env_file=None, **{k.removeprefix("BRIEFING_").lower(): v for k, v in environment.items()})  # type: ignore[arg-type]
+    Settings(
+        _env_file=None, **{k.removeprefix("BRIEFING_").lower(): v for k, v in environment.items()}
+    )  # type: ignore[arg-type]
 
 
 def test_compose_wires_postgres_and_the_mail_catcher() -> None:
@@ -33,7 +35,9 @@ def test_compose_wires_postgres_and_the_mail_catcher() -> None:
     assert url.password == postgres["POSTGRES_PASSWORD"] and url.database == postgres["POSTGRES_DB"]
     assert bot["BRIEFING_SMTP_HOST"] == "mailpit" and bot["BRIEFING_SMTP_SECURITY"] == "none"
     assert set(services["bot"]["depends_on"]) == {"postgres", "mailpit"}
-    assert all(dep["condition"] == "service_healthy" for dep in services["bot"]["depends_on"].values())
+    assert all(
+        dep["condition"] == "service_healthy" for dep in services["bot"]["depends_on"].values()
+    )
     for name, service in services.items():
         assert "healthcheck" in service, name
     named = set(COMPOSE["volumes"])
@@ -44,8 +48,16 @@ def test_compose_wires_postgres_and_the_mail_catcher() -> None:
 
 def test_dockerfile_installs_the_package_and_runs_the_bot() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    for needed in ["COPY bot ./bot", "COPY templates ./templates", "COPY config ./config",
-                   "pip install .", 'ENTRYPOINT ["briefing"]', 'CMD ["run"]', "HEALTHCHECK", "USER briefing"]:
+    for needed in [
+        "COPY bot ./bot",
+        "COPY templates ./templates",
+        "COPY config ./config",
+        "pip install .",
+        'ENTRYPOINT ["briefing"]',
+        'CMD ["run"]',
+        "HEALTHCHECK",
+        "USER briefing",
+    ]:
         assert needed in dockerfile, needed
 
 
@@ -56,8 +68,11 @@ def test_the_built_wheel_carries_templates_state_and_migrations(tmp_path) -> Non
     import sys
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     elsewhere = tmp_path / "elsewhere"
@@ -65,10 +80,25 @@ def test_the_built_wheel_carries_templates_state_and_migrations(tmp_path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
     env["PYTHONPATH"] = str(tmp_path / "site")
     run = subprocess.run(
-        [sys.executable, "-c", "import bot, sys; from bot.cli import main; sys.argv = sys.argv[1:]; "
-         "assert 'site' in bot.__file__, bot.__file__; main()", "briefing", "send", "--to", "a@example.org",
-         "--now", "2025-12-02T18:00Z", "--locale", "fr"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            "import bot, sys; from bot.cli import main; sys.argv = sys.argv[1:]; "
+            "assert 'site' in bot.__file__, bot.__file__; main()",
+            "briefing",
+            "send",
+            "--to",
+            "a@example.org",
+            "--now",
+            "2025-12-02T18:00Z",
+            "--locale",
+            "fr",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     (mail,) = (elsewhere / "var" / "mail").glob("*.eml")

@@ -47,6 +47,7 @@ class Delivery:
     next_attempt_at: datetime | None
     lease_owner: str | None
     lease_until: datetime | None
+    sent_by: str | None
     window_start: datetime | None
     window_end: datetime | None
     state_revision: str | None

@@ -84,6 +84,7 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime(), nullable=True),
     Column("lease_owner", String(80), nullable=True),
     Column("lease_until", UTCDateTime(), nullable=True),
+    Column("sent_by", String(80), nullable=True),
     Column("window_start", UTCDateTime(), nullable=True),
     Column("window_end", UTCDateTime(), nullable=True),
     Column("state_revision", String(32), nullable=True),

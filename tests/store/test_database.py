@@ -67,7 +67,7 @@ async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"subscriptions", "deliveries", "state_revisions"} <= names
-    assert version == "0001"
+    assert version == "0002"
 
 
 async def test_outbox_key_is_unique_per_subscription_and_period(db) -> None:
@@ -133,3 +133,38 @@ async def test_invalid_state_is_not_imported(db, state_dir) -> None:
     with pytest.raises(StateError):
         await states.import_state(db, state_dir, now=NOW)
     assert len((await states.StateSource(db).latest()).developments) == 17
+
+
+async def test_upgrading_an_older_schema_keeps_the_data(tmp_path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text as sql
+
+    from bot.store.database import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = await Database.open(url, migrate=False)
+
+    def to_0001(connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+
+    async with old.engine.begin() as conn:
+        await conn.run_sync(to_0001)
+        await conn.execute(sql(
+            "INSERT INTO subscriptions (name, kind, address, secrets, locale, timezone, cron, skip_empty, status,"
+            " unsubscribe_token, created_at, updated_at) VALUES ('old', 'email', 'a@example.org', '[]', 'en', 'UTC',"
+            " '0 7 * * *', 0, 'active', 'tok', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        ))  # fmt: skip
+    await old.close()
+    db = await Database.open(url)
+    try:
+        (sub,) = await subs.list_all(db)
+        assert sub.name == "old" and sub.address == "a@example.org"
+        await outbox.insert(db, [outbox.new_row(sub.id, NOW, now=NOW)])
+        (row,) = await outbox.listing(db)
+        assert row.sent_by is None
+    finally:
+        await db.close()
