@@ -78,13 +78,23 @@ def main() -> None:
         asyncio.run(populate(url, args.subscriptions))
         print(f"created {args.subscriptions} subscriptions in {time.perf_counter() - made:.1f} s")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
-        env.update(BRIEFING_DATABASE_URL=url, BRIEFING_STATE_DIR=str(STATE), BRIEFING_MAIL_DIR=f"{tmp}/mail",
-                   PYTHONUNBUFFERED="1")
+        env.update(
+            BRIEFING_DATABASE_URL=url,
+            BRIEFING_STATE_DIR=str(STATE),
+            BRIEFING_MAIL_DIR=f"{tmp}/mail",
+            BRIEFING_HTTP_PORT="0",
+            PYTHONUNBUFFERED="1",
+        )
         log = Path(tmp) / "run.log"
         started = time.perf_counter()
         with log.open("wb") as handle:
-            process = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,  # noqa: S603
-                                       stdout=handle, stderr=handle)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run"],
+                cwd=ROOT,
+                env=env,
+                stdout=handle,
+                stderr=handle,
+            )
         ready = None
         peak = 0.0
         while time.perf_counter() - started < args.watch + 15:
@@ -104,7 +114,10 @@ def main() -> None:
         print(f"briefing run with {args.subscriptions} subscriptions:")
         print(f"  ready (logged 'running') after {ready:.2f} s  (target < 10 s)")
         print(f"  peak RSS over {args.watch:.0f} s of running: {peak:.0f} MB  (target < 400 MB)")
-        print("  " + next(line for line in log.read_text().splitlines() if "active subscription" in line))
+        print(
+            "  "
+            + next(line for line in log.read_text().splitlines() if "active subscription" in line)
+        )
 
 
 if __name__ == "__main__":

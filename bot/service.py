@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.digest import DigestRenderer
 from bot.dispatch import Dispatcher
+from bot.errors import ConfigError
 from bot.outputs import make_context
 from bot.redact import mask_target
 from bot.schedule import Scheduler
@@ -19,6 +20,7 @@ from bot.settings import Settings
 from bot.store import states
 from bot.store import subscriptions as subs
 from bot.store.database import Database
+from bot.web import build_app, start_http
 
 log = logging.getLogger("briefing")
 
@@ -98,12 +100,26 @@ async def serve(
     )
     scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=dispatcher.wake.set)
     await announce(db, settings)
+    try:
+        http = await start_http(
+            build_app(db, clock=clock, templates=settings),
+            host=settings.http_host,
+            port=settings.http_port,
+        )
+    except OSError as exc:
+        await context.aclose()
+        await db.close()
+        raise ConfigError(
+            f"cannot listen on {settings.http_host}:{settings.http_port} "
+            f"(BRIEFING_HTTP_HOST/BRIEFING_HTTP_PORT): {exc.strerror}"
+        ) from exc
     scheduler.start()
     log.info("running (worker %s); stop with Ctrl-C or SIGTERM", dispatcher.owner)
     try:
         await dispatcher.run(stop)
     finally:
         scheduler.shutdown()
+        await http.cleanup()
         await context.aclose()
         await db.close()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     mail_from: str = "Briefing <briefing@localhost>"
     mail_dir: Path = VAR_DIR / "mail"
     public_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None
     allow_private_targets: bool = False
     templates_dir: Path | None = None

@@ -19,6 +19,7 @@ def bot_env(tmp_path: Path, database_url: str | None = None, **extra: str) -> di
         BRIEFING_MAIL_DIR=str(tmp_path / "mail"),
         BRIEFING_MAIL_FROM="Briefing <briefing@example.org>",
         BRIEFING_ALLOW_PRIVATE_TARGETS="true",
+        BRIEFING_HTTP_PORT="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

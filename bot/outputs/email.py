@@ -101,7 +101,8 @@ class EmailOutput(Output):
         if settings.public_url and envelope.unsubscribe_token:
             base = settings.public_url.rstrip("/")
             links.insert(0, f"<{base}/unsubscribe/{quote(envelope.unsubscribe_token)}>")
-            one_click = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+            if base.startswith("https://"):  # RFC 8058: one-click only over https
+                one_click = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
         return [
             ("To", normalize_address(target.address)),
             ("Date", format_datetime(datetime.now(UTC))),

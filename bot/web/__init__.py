@@ -1,0 +1,118 @@
+"""The bot's HTTP side: one-click unsubscribe (RFC 8058) and a health check.
+
+Served by ``briefing run`` on ``BRIEFING_HTTP_HOST:BRIEFING_HTTP_PORT``; put it behind
+``BRIEFING_PUBLIC_URL`` (an https reverse proxy) for the links in emails to work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy import select, text
+
+from bot.digest.render import builtin_templates_dir
+from bot.settings import Settings
+from bot.store import subscriptions as subs
+from bot.store.database import Database
+from bot.store.tables import subscriptions
+
+log = logging.getLogger("briefing.web")
+DB = web.AppKey("db", Database)
+Clock = Callable[[], datetime]
+Page = Callable[..., str]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+PAGE: web.AppKey[Page] = web.AppKey("page")
+
+
+def build_app(
+    db: Database, *, clock: Callable[[], datetime], templates: Settings | None = None
+) -> web.Application:
+    """The web application, bound to a database."""
+    from jinja2 import FileSystemLoader, select_autoescape
+    from jinja2.sandbox import SandboxedEnvironment
+
+    search = [builtin_templates_dir()]
+    if templates is not None and templates.templates_dir is not None:
+        search.insert(0, templates.templates_dir)
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(search), autoescape=select_autoescape(default=True)
+    )
+    app = web.Application()
+    app[DB] = db
+    app[CLOCK] = clock
+    app[PAGE] = lambda **values: env.get_template("unsubscribe.html.j2").render(**values)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/unsubscribe/{token}", confirm)
+    app.router.add_post("/unsubscribe/{token}", unsubscribe)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    try:
+        async with request.app[DB].engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def _find(request: web.Request) -> subs.Subscription | None:
+    token = request.match_info["token"]
+    async with request.app[DB].engine.connect() as conn:
+        query = select(subscriptions).where(subscriptions.c.unsubscribe_token == token)
+        row = (await conn.execute(query)).mappings().first()
+    return subs.Subscription.from_row(row) if row is not None else None
+
+
+def _page(request: web.Request, status: int, **values: object) -> web.Response:
+    html = request.app[PAGE](**values)
+    return web.Response(
+        status=status,
+        text=html,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"},
+    )
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """A page with a button: a GET never unsubscribes (link scanners follow links)."""
+    sub = await _find(request)
+    if sub is None:
+        return _page(request, 404, state="unknown")
+    state = "done" if sub.status == subs.REMOVED else "confirm"
+    return _page(request, 200, state=state, address=sub.address, locale=sub.locale)
+
+
+async def unsubscribe(request: web.Request) -> web.Response:
+    """RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the confirmation form."""
+    sub = await _find(request)
+    if sub is None:
+        return _page(request, 404, state="unknown")
+    if sub.status != subs.REMOVED:
+        await subs.set_status(
+            request.app[DB],
+            sub.id,
+            subs.REMOVED,
+            now=request.app[CLOCK](),
+            reason="unsubscribed by the reader",
+        )
+        log.info("subscription %s unsubscribed by the reader", sub.id)
+    return _page(request, 200, state="done", address=sub.address, locale=sub.locale)
+
+
+async def start_http(app: web.Application, *, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("HTTP on http://%s:%d (unsubscribe links, /healthz)", host, bound)
+    return runner
