@@ -16,6 +16,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.store.database import Database
 from bot.store.tables import deliveries
@@ -147,20 +148,21 @@ async def claim(
         return [Delivery.from_row(row) for row in rows]
 
 
+def _held(ids: Sequence[int], owner: str) -> ColumnElement[bool]:
+    """Rows among ``ids`` that ``owner`` is sending."""
+    return and_(
+        deliveries.c.id.in_(list(ids)),
+        deliveries.c.lease_owner == owner,
+        deliveries.c.status == SENDING,
+    )
+
+
 async def renew(db: Database, ids: Sequence[int], *, owner: str, until: datetime) -> None:
     """Extend the lease on rows this worker is still sending."""
     if not ids:
         return
     async with db.engine.begin() as conn:
-        await conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(list(ids)),
-                deliveries.c.lease_owner == owner,
-                deliveries.c.status == SENDING,
-            )
-            .values(lease_until=until)
-        )
+        await conn.execute(update(deliveries).where(_held(ids, owner)).values(lease_until=until))
 
 
 async def record(db: Database, results: Sequence[dict[str, Any]], *, owner: str) -> None:
@@ -192,11 +194,7 @@ async def release(db: Database, ids: Sequence[int], *, owner: str, now: datetime
     async with db.engine.begin() as conn:
         await conn.execute(
             update(deliveries)
-            .where(
-                deliveries.c.id.in_(list(ids)),
-                deliveries.c.lease_owner == owner,
-                deliveries.c.status == SENDING,
-            )
+            .where(_held(ids, owner))
             .values(
                 status=PENDING,
                 lease_owner=None,

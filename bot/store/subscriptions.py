@@ -20,10 +20,9 @@ ACTIVE, PAUSED, REMOVED = "active", "paused", "removed"
 
 
 @dataclass(frozen=True)
-class Subscription:
-    """One subscriber's channel, options and schedule."""
+class NewSubscription:
+    """What a subscriber chose: channel, options and schedule."""
 
-    id: int
     name: str
     kind: str
     address: str
@@ -33,10 +32,17 @@ class Subscription:
     timezone: str
     cron: str
     skip_empty: bool
+    next_fire_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Subscription(NewSubscription):
+    """A stored subscription, with its state."""
+
+    id: int
     status: str
     paused_reason: str | None
     unsubscribe_token: str
-    next_fire_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -46,20 +52,6 @@ class Subscription:
         values["secrets"] = tuple(values["secrets"] or ())
         values["topics"] = tuple(values["topics"]) if values["topics"] else None
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class NewSubscription:
-    name: str
-    kind: str
-    address: str
-    secrets: tuple[str, ...]
-    topics: tuple[str, ...] | None
-    locale: str
-    timezone: str
-    cron: str
-    skip_empty: bool
-    next_fire_at: datetime | None
 
 
 async def add(db: Database, new: NewSubscription, *, now: datetime) -> Subscription:
