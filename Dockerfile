@@ -13,4 +13,6 @@ VOLUME ["/app/var"]
 
 ENTRYPOINT ["briefing"]
 CMD ["run"]
-HEALTHCHECK --interval=30s --timeout=10s --start-period=20s CMD ["briefing", "subscriptions", "list", "--json"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"]

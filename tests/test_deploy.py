@@ -43,7 +43,7 @@ def test_compose_wires_postgres_and_the_mail_catcher() -> None:
     named = set(COMPOSE["volumes"])
     mounted = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
     assert {"briefing-var", "postgres-data"} <= named and named <= mounted
-    assert services["bot"]["build"] == "."
+    assert services["bot"]["build"] == "." and "8080:8080" in services["bot"]["ports"]
 
 
 def test_dockerfile_installs_the_package_and_runs_the_bot() -> None:
