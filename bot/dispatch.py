@@ -116,7 +116,8 @@ class Dispatcher:
         self._windows: dict[int, datetime] = {}
         self._subs: dict[int, subs.Subscription] = {}
         self._state: State | None = None
-        self.finished: dict[int, tuple[str, datetime | None]] = {}
+        self._watched: set[int] = set()
+        self._outcomes: dict[int, tuple[str, datetime | None]] = {}
 
     def output(self, kind: str) -> Output:
         if kind not in self._outputs:
@@ -189,8 +190,9 @@ class Dispatcher:
         waits longer than ``horizon`` seconds for its next try (it stays queued for
         ``briefing run``)."""
         open_ids = set(ids)
+        self._watched |= open_ids
         while open_ids:
-            await self.step(period=period)
+            claimed = await self.step(period=period)
             if self._inflight:
                 await asyncio.wait(
                     list(self._inflight.values()), timeout=0.05, return_when=asyncio.FIRST_COMPLETED
@@ -199,13 +201,21 @@ class Dispatcher:
                 await asyncio.sleep(0.05)
             await self.flush()
             later = self.clock() + timedelta(seconds=horizon)
+            outcomes, self._outcomes = self._outcomes, {}
+            if not claimed and not self._inflight and not outcomes:
+                # idle: what is left is waiting for a retry or in another worker's hands
+                rows = await outbox.listing(self.db, ids=sorted(open_ids), limit=len(open_ids))
+                outcomes = {
+                    r.id: (r.status, r.next_attempt_at) for r in rows if r.status != outbox.SENDING
+                }
             done = {
-                rid for rid in open_ids if (outcome := self.finished.get(rid)) is not None
-                and (outcome[0] in outbox.TERMINAL or (outcome[1] is not None and outcome[1] > later))
+                rid for rid, (status, retry_at) in outcomes.items()
+                if status in outbox.TERMINAL or (retry_at is not None and retry_at > later)
             }  # fmt: skip
             if done:
                 progress(len(done))
                 open_ids -= done
+                self._watched -= done
 
     async def _prepare(self, rows: list[outbox.Delivery]) -> None:
         """Load what the claimed rows need: subscriptions, last windows, the state."""
@@ -303,10 +313,11 @@ class Dispatcher:
             self._pending = batch + self._pending  # keep them; the next flush tries again
             raise
         for result in batch:
-            self.finished[result.row_id] = (
-                result.values["status"],
-                result.values.get("next_attempt_at"),
-            )
+            if result.row_id in self._watched:
+                self._outcomes[result.row_id] = (
+                    result.values["status"],
+                    result.values.get("next_attempt_at"),
+                )
             if result.pause:
                 await self._pause(result.check_dead or 0, result.pause)
             elif result.check_dead is not None:

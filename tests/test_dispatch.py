@@ -212,3 +212,20 @@ async def test_shutdown_returns_unfinished_sends_to_the_queue(db, ctx, receiver)
         and rows[slow.id].attempts == 0
         and rows[slow.id].lease_owner is None
     )
+
+
+async def test_a_manual_send_waits_for_rows_another_worker_took(db, ctx, receiver) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    sub = await add(db, receiver.on("/elsewhere"))
+    ids = await queue(db, [sub.id])
+    (taken,) = await outbox.claim(
+        db, owner="briefing-run", now=utc_now(), limit=1, lease=timedelta(minutes=5)
+    )
+    waiting = asyncio.create_task(finish(dispatcher(db, ctx), ids, PERIOD))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    await outbox.record(
+        db, [{"row_id": taken.id, "status": "delivered", "lease_owner": None}], owner="briefing-run"
+    )
+    (row,) = await asyncio.wait_for(waiting, timeout=10)
+    assert row.status == "delivered" and receiver.hits("/elsewhere") == []
