@@ -15,12 +15,10 @@ from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.outputs import make_context
 from bot.redact import mask_target
-from bot.schedule import Scheduler
 from bot.settings import Settings
 from bot.store import states
 from bot.store import subscriptions as subs
 from bot.store.database import Database
-from bot.web import build_app, start_http
 
 log = logging.getLogger("briefing")
 
@@ -85,6 +83,9 @@ async def serve(
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
     """Run scheduler and workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    from bot.schedule import Scheduler  # what only the long-running process needs
+    from bot.web import build_app, start_http
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_ca_file: Path | None = None
+    smtp_connections: int = Field(default=3, ge=1, le=50)
     mail_from: str = "Briefing <briefing@localhost>"
     mail_dir: Path = VAR_DIR / "mail"
     public_url: str | None = None

@@ -1,6 +1,7 @@
 """Email output: multipart/alternative digests over SMTP, or ``.eml`` files with no SMTP host.
 
-One SMTP connection is kept and reused for every message; SMTP 4xx answers are retryable,
+SMTP connections are kept and reused for every message (a small pool,
+``BRIEFING_SMTP_CONNECTIONS``, most recently used first); SMTP 4xx answers are retryable,
 5xx permanent. Messages carry a Message-ID stable per delivery, List-Id and one-click
 List-Unsubscribe (RFC 8058), and are DKIM-signed when a key is configured.
 """
@@ -75,8 +76,8 @@ class EmailOutput(Output):
             raise ConfigError(f"BRIEFING_MAIL_FROM {settings.mail_from!r} has no address")
         self._sender = sender
         self._domain = self._sender.rsplit("@", 1)[1]
-        self._smtp: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(settings.smtp_connections)
         self._dkim_key: bytes | None = None
         if settings.dkim_private_key is not None:
             if not (settings.dkim_domain and settings.dkim_selector):
@@ -156,8 +157,7 @@ class EmailOutput(Output):
         if not self.context.settings.smtp_host:
             path = self._write_eml(data, envelope.delivery_id)
             return Receipt(status="written", answer=str(path))
-        async with self._lock:
-            return await self._send_smtp(normalize_address(target.address), data)
+        return await self._send_smtp(normalize_address(target.address), data)
 
     def _write_eml(self, data: bytes, delivery_id: str) -> Path:
         directory = self.context.settings.mail_dir
@@ -169,9 +169,7 @@ class EmailOutput(Output):
         os.replace(handle.name, path)
         return path
 
-    async def _connection(self) -> aiosmtplib.SMTP:
-        if self._smtp is not None and self._smtp.is_connected:
-            return self._smtp
+    async def _connect(self) -> aiosmtplib.SMTP:
         settings = self.context.settings
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         security = settings.smtp_security
@@ -187,38 +185,44 @@ class EmailOutput(Output):
             timeout=self.context.limits.total_timeout,
         )
         await smtp.connect()
-        self._smtp = smtp
         return smtp
 
     async def _send_smtp(self, recipient: str, data: bytes) -> Receipt:
-        try:
-            smtp = await self._connection()
-            _, answer = await smtp.sendmail(self._sender, [recipient], data)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [error.code for error in exc.recipients]
-            reason = "; ".join(f"{e.code} {e.message}" for e in exc.recipients)
-            retryable = all(400 <= code < 500 for code in codes)
-            raise (RetryableDeliveryError if retryable else PermanentDeliveryError)(
-                f"SMTP refused the recipient: {reason}", status=codes[0] if codes else None
-            ) from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._reset()
-            error = RetryableDeliveryError if 400 <= exc.code < 500 else PermanentDeliveryError
-            raise error(f"SMTP {exc.code}: {exc.message}", status=exc.code) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self._reset()
-            raise RetryableDeliveryError(f"SMTP connection failed: {exc}") from exc
-        return Receipt(status="250", answer=answer)
-
-    async def _reset(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                smtp.close()
+        """Send on an idle pooled connection (the most recently used), or open one."""
+        async with self._slots:
+            smtp = self._idle.pop() if self._idle else None
+            try:
+                if smtp is None or not smtp.is_connected:
+                    smtp = await self._connect()
+                _, answer = await smtp.sendmail(self._sender, [recipient], data)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                self._idle.append(smtp)  # type: ignore[arg-type]  # connected: it answered
+                codes = [error.code for error in exc.recipients]
+                reason = "; ".join(f"{e.code} {e.message}" for e in exc.recipients)
+                retryable = all(400 <= code < 500 for code in codes)
+                raise (RetryableDeliveryError if retryable else PermanentDeliveryError)(
+                    f"SMTP refused the recipient: {reason}", status=codes[0] if codes else None
+                ) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                _close(smtp)
+                error = RetryableDeliveryError if 400 <= exc.code < 500 else PermanentDeliveryError
+                raise error(f"SMTP {exc.code}: {exc.message}", status=exc.code) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                _close(smtp)
+                raise RetryableDeliveryError(f"SMTP connection failed: {exc}") from exc
+            self._idle.append(smtp)
+            return Receipt(status="250", answer=answer)
 
     async def aclose(self) -> None:
-        async with self._lock:
-            if self._smtp is not None and self._smtp.is_connected:
+        idle, self._idle = self._idle, []
+        for smtp in idle:
+            if smtp.is_connected:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                    await self._smtp.quit()
-            await self._reset()
+                    await smtp.quit()
+            _close(smtp)
+
+
+def _close(smtp: aiosmtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            smtp.close()

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -15,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bot.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Revision ids are the file name prefixes (0001_…, 0002_…): the newest file is the head.
+HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgres": "postgresql+asyncpg",
@@ -72,14 +72,27 @@ class Database:
         return database
 
     async def migrate(self) -> None:
+        """Apply pending migrations (Alembic is only loaded when there are some)."""
         async with self.engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            if await connection.run_sync(_current_revision) != HEAD:
+                await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
+def _current_revision(connection: Connection) -> str | None:
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

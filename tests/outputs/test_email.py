@@ -301,3 +301,29 @@ async def test_crlf_in_state_text_cannot_inject_headers(tmp_path, renderer, dige
             message_for(renderer, evil, "email"),
             envelope=Envelope("d"),
         )
+
+
+async def test_concurrent_sends_share_a_bounded_pool_of_connections(
+    tmp_path, smtp, renderer, digest
+) -> None:
+    import asyncio
+
+    port, handler = smtp
+    output = output_class("email")(
+        email_context(
+            tmp_path,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="none",
+            smtp_connections=2,
+        )
+    )
+    message = message_for(renderer, digest, "email")
+    await asyncio.gather(
+        *(
+            output.send(Target("email", f"r{n}@example.org"), message, envelope=Envelope(f"d{n}"))
+            for n in range(12)
+        )
+    )
+    await output.aclose()
+    assert len(handler.messages) == 12 and handler.sessions == 2

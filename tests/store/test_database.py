@@ -168,3 +168,14 @@ async def test_upgrading_an_older_schema_keeps_the_data(tmp_path) -> None:
         assert row.sent_by is None
     finally:
         await db.close()
+
+
+def test_head_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bot.store.database import HEAD, MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD
