@@ -148,7 +148,7 @@ class Dispatcher:
 
         ``period`` limits the claim to the rows of one period (a manual send's)."""
         room = self.concurrency * 2 - len(self._inflight)
-        if room < self.concurrency and self._inflight:  # claim in batches, not row by row
+        if room < self.concurrency // 2 and self._inflight:  # claim in batches, not row by row
             await asyncio.sleep(0.005)
             return 0
         try:
