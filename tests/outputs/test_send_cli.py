@@ -1,34 +1,21 @@
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import ROOT, SEED_STATE
+from tests.processes import bot_env
+from tests.processes import briefing as run_briefing
 from tests.receivers import reply
 
 
 async def briefing(*args: str, cwd: Path | None = None, **env: str) -> tuple[int, str, str]:
-    environment = {**os.environ, "BRIEFING_STATE_DIR": str(SEED_STATE), **env}
-    environment.pop("BRIEFING_ALLOW_PRIVATE_TARGETS", None)
+    """Run the CLI with the private-target switch off unless the test turns it on."""
+    environment = bot_env(cwd or Path("/nonexistent"), BRIEFING_ALLOW_PRIVATE_TARGETS="false")
+    environment.pop("BRIEFING_MAIL_DIR")
     environment.update(env)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=cwd or ROOT,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_briefing(*args, env=environment, cwd=cwd)
 
 
 async def test_send_to_generic_generates_a_secret_the_receiver_can_verify(receiver) -> None:
