@@ -289,6 +289,13 @@ class Dispatcher:
         delay = self.policy.delay(row.attempts, retry_after=exc.retry_after)
         if isinstance(exc, PermanentDeliveryError) or row.attempts >= self.policy.attempts:
             values["status"] = outbox.DEAD
+            log.warning(
+                "delivery %s (subscription %s) failed for good after %d attempt(s): %s",
+                row.delivery_key,
+                row.subscription_id,
+                row.attempts,
+                exc.reason,
+            )
             reason = f"receiver answered {exc.status}: the target is gone" if gone else None
             return Result(row.id, values, pause=reason, check_dead=row.subscription_id)
         values.update(status=outbox.PENDING, next_attempt_at=now + timedelta(seconds=delay))

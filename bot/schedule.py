@@ -143,6 +143,7 @@ class Scheduler:
                 written += len(await outbox.insert_in(conn, rows))
                 await subs.advance_in(conn, advance, now=now)
         if written:
+            log.info("queued %d deliveries", written)
             self.on_rows()
         return written
 
