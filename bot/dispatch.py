@@ -9,6 +9,7 @@ shutdown go back to the queue.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -319,6 +320,8 @@ class Dispatcher:
         except Exception:
             self._pending = batch + self._pending  # keep them; the next flush tries again
             raise
+        counts = collections.Counter(r.values["status"] for r in batch)
+        log.info("recorded %s", ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
         for result in batch:
             if result.row_id in self._watched:
                 self._outcomes[result.row_id] = (
