@@ -87,9 +87,10 @@ def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
     topics = list(options.topics or state.topics)
     known = [d for d in state.developments if d.topic in topics and d.recorded < window.end]
     new = [d for d in known if d.recorded >= window.start]
+    new_ids = {d.id for d in new}
 
     def view(dev: Development) -> DevelopmentView:
-        return _development_view(state, dev, locale=locale, zone=zone, is_new=dev in new)
+        return _development_view(state, dev, locale=locale, zone=zone, is_new=dev.id in new_ids)
 
     sections = []
     for topic_id in topics:
