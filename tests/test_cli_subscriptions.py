@@ -170,3 +170,53 @@ async def test_state_import_cli(env, state_dir) -> None:
     (state_dir / "extra.yaml").write_text("developments: [", encoding="utf-8")
     code, out, err = await briefing("state", "import", str(state_dir), env=env)
     assert code == 2 and "extra.yaml:1: invalid YAML" in err
+
+
+async def test_update_changes_options_and_schedule(env) -> None:
+    code, out, err = await briefing(
+        "subscribe",
+        "email",
+        "reader@example.org",
+        "--at",
+        "07:00",
+        "--timezone",
+        "Europe/Paris",
+        "--topics",
+        "military",
+        env=env,
+    )
+    assert code == 0, err
+    code, out, err = await briefing(
+        "subscriptions",
+        "update",
+        "1",
+        "--cron",
+        "30 6 * * 1-5",
+        "--timezone",
+        "America/New_York",
+        "--topics",
+        "all",
+        "--locale",
+        "fr",
+        "--skip-empty",
+        "--json",
+        env=env,
+    )
+    assert code == 0, err
+    updated = json.loads(out)
+    assert (
+        updated["cron"],
+        updated["timezone"],
+        updated["topics"],
+        updated["locale"],
+        updated["skip_empty"],
+    ) == ("30 6 * * 1-5", "America/New_York", "all", "fr", True)
+    assert " 06:30 E" in updated["next"]  # EST/EDT
+    code, out, err = await briefing("subscriptions", "update", "1", "--topics", "weather", env=env)
+    assert code == 2 and "unknown topic 'weather'" in err
+    code, out, err = await briefing("subscriptions", "update", "1", "--at", "99:00", env=env)
+    assert code == 2 and "expected a time of day" in err
+    code, out, err = await briefing("subscriptions", "show", "1", "--json", env=env)
+    assert json.loads(out)["cron"] == "30 6 * * 1-5"
+    code, out, err = await briefing("subscriptions", "update", "7", "--locale", "en", env=env)
+    assert code == 2 and "no subscription 7" in err

@@ -125,12 +125,7 @@ def create(
     config = settings()
     zone = timezone or config.default_timezone
     crontab = schedule_from(at=at, cron=cron)
-    trigger_for(crontab, zone)
-    chosen = tuple(t.strip() for t in topics.split(",") if t.strip()) if topics else None
-    check_options(
-        load_current_state(),
-        ReaderOptions(topics=chosen, locale=locale or config.default_locale, timezone=zone),
-    )
+    chosen = checked_options(topics, locale or config.default_locale, zone, crontab)
     target = asyncio.run(validated(kind, address, secrets))
     now = utc_now()
     new = subs.NewSubscription(
@@ -155,6 +150,21 @@ def create(
         data["secret"] = generated
         lines.append(f"signing secret (shown once, keep it to verify signatures): {generated}")
     emit(data, as_json=as_json, text="\n".join(lines))
+
+
+def checked_options(
+    topics: str | None, locale: str, zone: str, crontab: str
+) -> tuple[str, ...] | None:
+    """Check topics, locale, timezone and schedule together; return the topics chosen
+    (None for all)."""
+    trigger_for(crontab, zone)
+    chosen = (
+        tuple(t.strip() for t in topics.split(",") if t.strip())
+        if topics and topics != "all"
+        else None
+    )
+    check_options(load_current_state(), ReaderOptions(topics=chosen, locale=locale, timezone=zone))
+    return chosen
 
 
 async def validated(kind: str, address: str, secrets: tuple[str, ...]) -> Target:
@@ -239,6 +249,50 @@ def change_status(subscription_id: int, status: str, reason: str | None, as_json
         as_json=as_json,
         text=f"subscription {sub.id} is now {sub.status}"
         + (f" (next digest: {data['next']})" if data["next"] else ""),
+    )
+
+
+@subscriptions_app.command("update")
+def subscriptions_update(
+    subscription_id: Annotated[int, typer.Argument(metavar="ID")],
+    topics: Annotated[str | None, typer.Option(help="Comma-separated topics, or 'all'.")] = None,
+    locale: Locale = None,
+    timezone: Timezone = None,
+    at: At = None,
+    cron: Cron = None,
+    name: Name = None,
+    skip_empty: Annotated[
+        bool | None, typer.Option("--skip-empty/--send-empty", help="Skip empty digests or not.")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change a subscription's topics, language, timezone, schedule or name; a new schedule
+    applies from its next period, without restarting the bot."""
+
+    async def work(db: Database) -> subs.Subscription:
+        sub = await subs.get(db, subscription_id)
+        zone = timezone or sub.timezone
+        crontab = schedule_from(at=at, cron=cron) if at or cron else sub.cron
+        wanted = topics or (",".join(sub.topics) if sub.topics else None)
+        chosen = checked_options(wanted, locale or sub.locale, zone, crontab)
+        now = utc_now()
+        values: dict[str, Any] = {
+            "topics": list(chosen) if chosen else None, "locale": locale or sub.locale, "timezone": zone,
+            "cron": crontab, "name": name or sub.name,
+            "skip_empty": sub.skip_empty if skip_empty is None else skip_empty,
+        }  # fmt: skip
+        if (crontab, zone) != (sub.cron, sub.timezone) and sub.status == subs.ACTIVE:
+            values["next_fire_at"] = next_fire(crontab, zone, after=now)
+        await subs.update_fields(db, subscription_id, now=now, **values)
+        return await subs.get(db, subscription_id)
+
+    sub = with_database(work)
+    data = describe(sub)
+    emit(
+        data,
+        as_json=as_json,
+        text=f"subscription {sub.id} updated: {schedule_text(sub)}, "
+        f"topics {','.join(sub.topics or ()) or 'all'}, {sub.locale}; next digest: {data['next'] or '—'}",
     )
 
 
