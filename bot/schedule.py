@@ -145,6 +145,13 @@ class Scheduler:
         if written:
             log.info("queued %d deliveries", written)
             self.on_rows()
+            upcoming = await subs.upcoming(self.db, limit=1)
+            if upcoming and upcoming[0].next_fire_at:
+                log.info(
+                    "next firing: subscription %s at %s UTC",
+                    upcoming[0].id,
+                    upcoming[0].next_fire_at.strftime("%Y-%m-%d %H:%M"),
+                )
         return written
 
     def rows_for(self, sub: subs.Subscription, *, now: datetime) -> list[dict[str, object]]:

@@ -56,10 +56,11 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
         env=env,
     )
     assert code == 0, err
+    manual = "/hooks/SECRETTOKEN12345"
     code, out, err = await briefing(
         "subscribe",
         "webhook",
-        receiver.on("/manual"),
+        receiver.on(manual),
         "--kind",
         "mattermost",
         "--cron",
@@ -76,7 +77,7 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
         started = datetime.now(UTC)
         code, out, err = await briefing("send", "--subscription", "3", env=env)
         assert code == 0, err
-        assert len(receiver.hits("/manual")) == 1 and datetime.now(UTC) - started < timedelta(
+        assert len(receiver.hits(manual)) == 1 and datetime.now(UTC) - started < timedelta(
             seconds=20
         )
         await wait_for(lambda: receiver.hits("/ny") and mailbox.messages, timeout=75)
@@ -84,7 +85,11 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             assert await process.wait() == 0
-    assert "stopped" in log.read_text()
+    text = log.read_text()
+    assert (
+        "stopped" in text and "queued 2 deliveries" in text and "next firing: subscription" in text
+    )
+    assert "SECRETTOKEN12345" not in text  # token-bearing URLs are masked in logs
     request = receiver.hits("/ny")[0]
     payload = Webhook(secret).verify(request.body, request.headers)
     window_end = datetime.fromisoformat(payload["digest"]["window_end"])
