@@ -15,15 +15,18 @@ from bot.outputs.base import Envelope, Message, Output, Target
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, honouring a receiver's retry-after.
+    """Exponential backoff with jitter, honouring a receiver's retry-after.
 
-    ``attempts`` counts every try, the first included; a retry-after longer than
-    ``max_wait`` ends the retries (the caller may reschedule instead of sleeping).
+    The n-th wait is ``base * factor**(n-1)``, capped, then jittered to between half and all
+    of it; the defaults give about 30 s, 2 min, 8 min, 32 min, 2 h, 8 h and 8 h: 8 attempts
+    over roughly 10 to 19 hours. ``attempts`` counts every try, the first included; a
+    retry-after longer than ``max_wait`` ends the retries.
     """
 
     attempts: int = 8
     base: float = 30.0
-    cap: float = 6 * 3600.0
+    factor: float = 4.0
+    cap: float = 8 * 3600.0
     max_wait: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
@@ -32,11 +35,12 @@ class RetryPolicy:
 
     def delay(self, attempt: int, *, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))  # noqa: S311
+        full = min(self.cap, self.base * self.factor ** (attempt - 1))
+        backoff = random.uniform(full / 2, full)  # noqa: S311 - jitter, not secrecy
         return max(backoff, retry_after or 0.0)
 
 
-ONE_OFF = RetryPolicy(attempts=4, base=1.0, cap=8.0, max_wait=60.0)
+ONE_OFF = RetryPolicy(attempts=4, base=1.0, factor=2.0, cap=8.0, max_wait=60.0)
 
 
 @dataclass(frozen=True)
