@@ -20,6 +20,7 @@ app.add_typer(digest.state_app, name="state")
 app.add_typer(subscriptions.subscribe_app, name="subscribe")
 app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
 app.command()(digest.preview)
+app.command()(digest.schema)
 app.command()(send.send)
 app.command()(subscriptions.deliveries)
 

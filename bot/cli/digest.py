@@ -76,6 +76,13 @@ def preview(
     sys.stdout.write(renderer().render(digest, fmt))
 
 
+def schema() -> None:
+    """Print the JSON Schema of the generic webhook body (the Digest's JSON form and renders)."""
+    from bot.digest.model import webhook_schema
+
+    sys.stdout.write(json.dumps(webhook_schema(), indent=2) + "\n")
+
+
 @state_app.command("validate")
 def state_validate(
     path: Annotated[Path | None, typer.Argument(help="A state file or directory.")] = None,

@@ -101,3 +101,24 @@ class Digest(_View):
     sections: list[Section]
     watch_next: list[DevelopmentView]
     sources: list[SourceView]
+
+
+def webhook_schema() -> dict[str, object]:
+    """JSON Schema of the generic webhook body: the Digest plus its three renders."""
+    digest = Digest.model_json_schema(ref_template="#/$defs/{model}")
+    defs = digest.pop("$defs", {})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Briefing digest webhook",
+        "type": "object",
+        "required": ["type", "schema_version", "digest", "text", "markdown", "html"],
+        "properties": {
+            "type": {"const": "briefing.digest"},
+            "schema_version": {"const": SCHEMA_VERSION},
+            "digest": {"$ref": "#/$defs/Digest"},
+            "text": {"type": "string"},
+            "markdown": {"type": "string"},
+            "html": {"type": "string"},
+        },
+        "$defs": {**defs, "Digest": digest},
+    }

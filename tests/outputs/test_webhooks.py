@@ -236,3 +236,30 @@ async def test_timeouts_are_retryable(receiver, renderer, digest, tmp_path) -> N
             )
     finally:
         await ctx.aclose()
+
+
+async def test_generic_body_matches_the_published_schema(
+    receiver, context, renderer, digest
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from jsonschema import Draft202012Validator
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "bot", "schema"], capture_output=True, text=True, check=True
+    )
+    validator = Draft202012Validator(json.loads(printed.stdout))
+    validator.check_schema(validator.schema)
+    url = receiver.on("/schema")
+    await output_class("generic")(context).send(
+        Target("generic", url, (new_secret(),)),
+        message_for(renderer, digest, "generic"),
+        envelope=Envelope("d"),
+    )
+    payload = receiver.hits("/schema")[0].json()
+    assert list(validator.iter_errors(payload)) == []
+    payload["digest"]["sections"][0]["new"][0]["standing"] = "rumoured"
+    del payload["markdown"]
+    assert len(list(validator.iter_errors(payload))) == 2
