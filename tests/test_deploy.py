@@ -104,3 +104,11 @@ def test_the_built_wheel_carries_templates_state_and_migrations(tmp_path) -> Non
     (mail,) = (elsewhere / "var" / "mail").glob("*.eml")
     assert b"Pokrovsk" in mail.read_bytes()
     assert (elsewhere / "var" / "briefing.db").exists() is False  # one-off sends need no database
+
+
+def test_env_example_names_only_settings_the_bot_reads() -> None:
+    import re
+
+    text = (ROOT / "config" / ".env.example").read_text(encoding="utf-8")
+    named = set(re.findall(r"\b(BRIEFING_[A-Z_]+)=", text))
+    assert named == settings_variables(), named ^ settings_variables()
