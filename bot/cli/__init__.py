@@ -15,6 +15,7 @@ app = typer.Typer(
     help="Briefing bot: a sourced daily digest of the US–Russia–Ukraine peace talks.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 app.add_typer(digest.state_app, name="state")
 app.add_typer(subscriptions.subscribe_app, name="subscribe")
