@@ -27,6 +27,7 @@ FORMATS: dict[str, str] = {
     "html": "digest.html.j2",
     "chat": "digest.chat.j2",
     "slack": "digest.chat.j2",
+    "teams": "digest.chat.j2",
 }
 CHUNK_BREAK = "\x1e"
 JSON_FORMAT = "json"
@@ -62,6 +63,12 @@ _DIALECTS: dict[str, dict[str, Any]] = {
         "link": lambda url, title: (
             f"[{escape_chat(title)}]({url})" if _safe_url(url) else escape_chat(title)
         ),
+    },
+    "teams": {  # Adaptive Card text: a markdown subset with no escapes, and no HTML
+        "esc": str,
+        "b": lambda s: f"**{s}**",
+        "i": lambda s: f"_{s}_",
+        "link": lambda url, title: f"[{title}]({url})" if _safe_url(url) else str(title),
     },
     "slack": {
         "esc": escape_slack,

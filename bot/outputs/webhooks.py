@@ -78,7 +78,6 @@ def encoded(payload: JSON) -> bytes:
 class WebhookOutput(Output):
     """An output that POSTs JSON payloads to a URL, in order, one per part."""
 
-    render_format: ClassVar[str] = "chat"
     formats: ClassVar[tuple[str, ...]] = ("chat",)
     hosts: ClassVar[tuple[str, ...]] = ()
 
@@ -172,7 +171,6 @@ class SlackOutput(WebhookOutput):
     """Slack incoming webhook: Block Kit with fallback text; 50 blocks, 3,000 per section."""
 
     name = "slack"
-    render_format = "slack"
     formats = ("slack",)
     hosts = ("hooks.slack.com",)
     MAX_BLOCKS = 50
@@ -256,13 +254,14 @@ class TeamsOutput(WebhookOutput):
     """Microsoft Teams Workflows webhook: one Adaptive Card a message, about 28 KB at most."""
 
     name = "teams"
+    formats = ("teams",)
     hosts = ("webhook.office.com", "logic.azure.com", "powerplatform.com")
     MAX_BYTES = 27_000
     TEXT = 8_000
 
     def payloads(self, message: Message) -> list[JSON]:
         elements: list[JSON] = []
-        for chunk in split_chunks(chunks_of(message.body("chat")), self.TEXT):
+        for chunk in split_chunks(chunks_of(message.body("teams")), self.TEXT):
             elements.append(
                 {
                     "type": "TextBlock",
