@@ -263,3 +263,22 @@ async def test_generic_body_matches_the_published_schema(
     payload["digest"]["sections"][0]["new"][0]["standing"] = "rumoured"
     del payload["markdown"]
     assert len(list(validator.iter_errors(payload))) == 2
+
+
+def test_each_chat_dialect_marks_up_its_own_way(renderer, digest) -> None:
+    from bot.outputs.webhooks import chunks_of
+
+    def text(kind: str) -> str:
+        body = message_for(renderer, digest, kind).bodies
+        return "\n".join(c.body for c in chunks_of(next(iter(body.values()))))
+
+    slack, teams, chat = text("slack"), text("teams"), text("mattermost")
+    assert (
+        "*Where it stands:*" in slack
+        and "**Where it stands:**" in teams
+        and "**Where it stands:**" in chat
+    )
+    assert (
+        "Source: [report-2025-12-02]" in teams and "\\[" not in teams
+    )  # Adaptive Cards show backslashes
+    assert "Source: \\[report-2025-12-02\\]" in chat  # markdown escapes for Discord and Mattermost
