@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -242,15 +243,14 @@ async def test_generic_body_matches_the_published_schema(
     receiver, context, renderer, digest
 ) -> None:
     import json
-    import subprocess
-    import sys
 
     from jsonschema import Draft202012Validator
 
-    printed = subprocess.run(
-        [sys.executable, "-m", "bot", "schema"], capture_output=True, text=True, check=True
-    )
-    validator = Draft202012Validator(json.loads(printed.stdout))
+    from tests.processes import bot_env, briefing
+
+    code, printed, err = await briefing("schema", env=bot_env(Path("/nonexistent")))
+    assert code == 0, err
+    validator = Draft202012Validator(json.loads(printed))
     validator.check_schema(validator.schema)
     url = receiver.on("/schema")
     await output_class("generic")(context).send(
