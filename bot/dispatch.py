@@ -33,7 +33,6 @@ from bot.store.database import Database
 from bot.store.states import StateSource
 
 log = logging.getLogger("briefing.dispatch")
-FIRST_WINDOW = timedelta(hours=24)
 DEAD_IN_A_ROW_TO_PAUSE = 3
 SCHEDULED = RetryPolicy()
 T = TypeVar("T")
@@ -248,8 +247,8 @@ class Dispatcher:
         state = self._state
         if state is None:
             raise BriefingError("no briefing state imported yet")
-        start = row.window_start or self._windows.get(sub.id) or row.period - FIRST_WINDOW
-        window = Window(start=min(start, row.period), end=row.period)
+        since = row.window_start or self._windows.get(sub.id)
+        window = Window.ending(row.period, since=min(since, row.period) if since else None)
         options = ReaderOptions(topics=sub.topics, locale=sub.locale, timezone=sub.timezone)
         digest = self.cache.digest(state, options, window)
         base = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -93,10 +93,12 @@ def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
         return _development_view(state, dev, locale=locale, zone=zone, is_new=dev.id in new_ids)
 
     sections = []
+    figure_sources: set[str] = set()
     for topic_id in topics:
         topic = state.topics[topic_id]
         mine = [d for d in known if d.topic == topic_id]
         fresh = [d for d in new if d.topic == topic_id and d.standing is not Standing.EXPECTED]
+        figure_sources.update(src for d in mine if d.figures for src in d.sources)
         sections.append(
             Section(
                 topic=topic_id,
@@ -125,9 +127,7 @@ def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
         dev.id: dev
         for dev in [*(d for s in sections for d in (*s.new, *s.contested)), *map(view, watch)]
     }
-    cited = {src for dev in shown.values() for src in dev.sources} | {
-        src for s in sections for f in s.figures for src in _sources_of(state, f.development)
-    }
+    cited = {src for dev in shown.values() for src in dev.sources} | figure_sources
     now = window.end.astimezone(zone)
     return Digest(
         story=state.story.title.get(locale),
@@ -148,10 +148,6 @@ def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
 
 def _by_importance(devs: Iterable[Development]) -> list[Development]:
     return sorted(devs, key=lambda d: (-d.importance, d.recorded, d.id))
-
-
-def _sources_of(state: State, dev_id: str) -> Sequence[str]:
-    return next((d.sources for d in state.developments if d.id == dev_id), ())
 
 
 def _actor_view(state: State, actor_id: str, locale: str) -> ActorView:

@@ -94,7 +94,7 @@ class EmailOutput(Output):
         return Target(kind=target.kind, address=normalize_address(address))
 
     def personal_headers(self, target: Target, *, envelope: Envelope) -> list[tuple[str, str]]:
-        """The headers particular to one delivery."""
+        """The headers particular to one delivery (the address as validated by the caller)."""
         settings = self.context.settings
         token = envelope.unsubscribe_token or "one-off"
         links = [f"<mailto:{self._sender}?subject={quote('unsubscribe ' + token)}>"]
@@ -105,7 +105,7 @@ class EmailOutput(Output):
             if base.startswith("https://"):  # RFC 8058: one-click only over https
                 one_click = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
         return [
-            ("To", normalize_address(target.address)),
+            ("To", target.address),
             ("Date", format_datetime(datetime.now(UTC))),
             ("Message-ID", f"<{_UNSAFE_ID.sub('-', envelope.delivery_id)}@{self._domain}>"),
             ("List-Unsubscribe", ", ".join(links)),
@@ -151,13 +151,14 @@ class EmailOutput(Output):
 
     async def send(self, target: Target, message: Message, *, envelope: Envelope) -> Receipt:
         try:
-            data = self.to_bytes(target, message, envelope=envelope)
+            recipient = normalize_address(target.address)
+            data = self.to_bytes(Target(target.kind, recipient), message, envelope=envelope)
         except (TargetError, ValueError) as exc:
             raise PermanentDeliveryError(f"cannot build the message: {exc}") from exc
         if not self.context.settings.smtp_host:
             path = self._write_eml(data, envelope.delivery_id)
             return Receipt(status="written", answer=str(path))
-        return await self._send_smtp(normalize_address(target.address), data)
+        return await self._send_smtp(recipient, data)
 
     def _write_eml(self, data: bytes, delivery_id: str) -> Path:
         directory = self.context.settings.mail_dir

@@ -42,9 +42,6 @@ class State:
     developments: tuple[Development, ...]
     revision: str = field(default="")
 
-    def actor_name(self, actor_id: str, locale: str) -> str:
-        return self.actors[actor_id].name.get(locale)
-
 
 @dataclass
 class _Document:

@@ -254,21 +254,3 @@ async def listing(
     async with db.engine.connect() as conn:
         rows = (await conn.execute(query.limit(limit))).mappings()
         return [Delivery.from_row(row) for row in rows]
-
-
-async def ids_for_keys(db: Database, keys: Sequence[str]) -> list[int]:
-    async with db.engine.connect() as conn:
-        query = select(deliveries.c.id).where(deliveries.c.delivery_key.in_(list(keys)))
-        return list((await conn.execute(query)).scalars())
-
-
-async def next_due(db: Database) -> datetime | None:
-    """When the next pending row becomes due."""
-    query = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == PENDING)
-    async with db.engine.connect() as conn:
-        value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
-    return value
-
-
-def later(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

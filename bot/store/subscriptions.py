@@ -182,16 +182,6 @@ async def upcoming(db: Database, *, limit: int) -> list[Subscription]:
         return [Subscription.from_row(row) for row in rows]
 
 
-async def next_firing(db: Database) -> datetime | None:
-    """The earliest next firing time of any active subscription."""
-    async with db.engine.connect() as conn:
-        query = select(func.min(subscriptions.c.next_fire_at)).where(
-            subscriptions.c.status == ACTIVE
-        )
-        value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
-    return value
-
-
 async def by_ids(db: Database, ids: Iterable[int]) -> list[Subscription]:
     wanted = list(ids)
     if not wanted:

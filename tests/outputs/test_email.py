@@ -27,20 +27,22 @@ def email_context(tmp_path: Path, **settings: object) -> OutputContext:
     )
 
 
+def smtp_output(tmp_path: Path, port: int, **settings: object):
+    """The email output, sending to the test SMTP server on ``port`` (no TLS)."""
+    return output_class("email")(
+        email_context(
+            tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", **settings
+        )
+    )
+
+
 def parse(data: bytes):
     return message_from_bytes(data, policy=default_policy)
 
 
 async def test_email_structure_and_headers(tmp_path, smtp, renderer, digest) -> None:
     port, handler = smtp
-    ctx = email_context(
-        tmp_path,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        public_url="https://briefing.example.org",
-    )
-    output = output_class("email")(ctx)
+    output = smtp_output(tmp_path, port, public_url="https://briefing.example.org")
     target = await output.validate(Target("email", "Reader@Example.org"))
     assert target.address == "Reader@example.org"
     fr = message_for(renderer, digest.model_copy(update={"locale": "fr"}), "email")
@@ -71,9 +73,7 @@ async def test_email_structure_and_headers(tmp_path, smtp, renderer, digest) -> 
 
 async def test_one_connection_is_reused(tmp_path, smtp, renderer, digest) -> None:
     port, handler = smtp
-    output = output_class("email")(
-        email_context(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
-    )
+    output = smtp_output(tmp_path, port)
     message = message_for(renderer, digest, "email")
     for n in range(5):
         await output.send(Target("email", f"r{n}@example.org"), message, envelope=Envelope(f"d{n}"))
@@ -84,9 +84,7 @@ async def test_one_connection_is_reused(tmp_path, smtp, renderer, digest) -> Non
 
 async def test_no_one_click_without_public_url(tmp_path, smtp, renderer, digest) -> None:
     port, handler = smtp
-    output = output_class("email")(
-        email_context(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
-    )
+    output = smtp_output(tmp_path, port)
     await output.send(
         Target("email", "r@example.org"),
         message_for(renderer, digest, "email"),
@@ -108,9 +106,7 @@ async def test_no_one_click_without_public_url(tmp_path, smtp, renderer, digest)
 async def test_smtp_answers_are_classified(tmp_path, smtp, renderer, digest, answer, error) -> None:
     port, handler = smtp
     handler.refusals["refuse"] = answer
-    output = output_class("email")(
-        email_context(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
-    )
+    output = smtp_output(tmp_path, port)
     with pytest.raises(error, match=answer.split()[0]):
         await output.send(
             Target("email", "refuse@example.org"),
@@ -130,9 +126,7 @@ async def test_smtp_answers_are_classified(tmp_path, smtp, renderer, digest, ans
 async def test_unreachable_smtp_is_retryable(tmp_path, renderer, digest) -> None:
     from tests.receivers import free_port
 
-    output = output_class("email")(
-        email_context(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none")
-    )
+    output = smtp_output(tmp_path, free_port())
     with pytest.raises(RetryableDeliveryError, match="SMTP connection failed"):
         await output.send(
             Target("email", "r@example.org"),
@@ -213,17 +207,13 @@ async def test_starttls_with_auth(tmp_path, renderer, digest) -> None:
 async def test_dkim_signature_verifies(tmp_path, smtp, renderer, digest) -> None:
     port, handler = smtp
     key, key_path, _ = make_key_and_cert(tmp_path)
-    output = output_class("email")(
-        email_context(
-            tmp_path,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_security="none",
-            dkim_domain="example.org",
-            dkim_selector="brief",
-            dkim_private_key=key_path,
-            public_url="https://briefing.example.org",
-        )
+    output = smtp_output(
+        tmp_path,
+        port,
+        dkim_domain="example.org",
+        dkim_selector="brief",
+        dkim_private_key=key_path,
+        public_url="https://briefing.example.org",
     )
     await output.send(
         Target("email", "r@example.org"),
@@ -309,15 +299,7 @@ async def test_concurrent_sends_share_a_bounded_pool_of_connections(
     import asyncio
 
     port, handler = smtp
-    output = output_class("email")(
-        email_context(
-            tmp_path,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_security="none",
-            smtp_connections=2,
-        )
-    )
+    output = smtp_output(tmp_path, port, smtp_connections=2)
     message = message_for(renderer, digest, "email")
     await asyncio.gather(
         *(
