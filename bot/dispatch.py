@@ -130,6 +130,13 @@ class Dispatcher:
         flusher = asyncio.create_task(self._flush_loop(stop))
         try:
             while not stop.is_set():
+                if not self._has_room():
+                    await asyncio.wait(
+                        list(self._inflight.values()),
+                        timeout=1.0,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    continue
                 claimed = await self.step()
                 if not claimed:
                     self.wake.clear()
@@ -147,16 +154,14 @@ class Dispatcher:
         """Claim what fits in the free slots and start sending it; return how many.
 
         ``period`` limits the claim to the rows of one period (a manual send's)."""
-        room = self.concurrency * 2 - len(self._inflight)
-        if room < self.concurrency // 2 and self._inflight:  # claim in batches, not row by row
-            await asyncio.sleep(0.005)
+        if not self._has_room():
             return 0
         try:
             rows = await outbox.claim(
                 self.db,
                 owner=self.owner,
                 now=self.clock(),
-                limit=room,
+                limit=self.concurrency * 2 - len(self._inflight),
                 lease=self.lease,
                 period=period,
             )
@@ -171,6 +176,10 @@ class Dispatcher:
             self._inflight[row.id] = task
             task.add_done_callback(self._forget(row.id))
         return len(rows)
+
+    def _has_room(self) -> bool:
+        """Claim in batches (up to twice the concurrency in hand), not row by row."""
+        return len(self._inflight) <= self.concurrency * 3 // 2
 
     def _forget(self, row_id: int) -> Callable[[asyncio.Task[None]], None]:
         def forget(_task: asyncio.Task[None]) -> None:
