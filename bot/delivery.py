@@ -33,6 +33,14 @@ class RetryPolicy:
         if self.attempts < 1:
             raise ValueError("a retry policy needs at least one attempt")
 
+    def next_wait(self, attempt: int, error: DeliveryError) -> float | None:
+        """Seconds before trying again after failed try ``attempt``, or None to give up
+        (a permanent error, the last attempt, or a retry-after beyond ``max_wait``)."""
+        if isinstance(error, PermanentDeliveryError) or attempt >= self.attempts:
+            return None
+        wait = self.delay(attempt, retry_after=error.retry_after)
+        return wait if wait <= self.max_wait else None
+
     def delay(self, attempt: int, *, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
         full = min(self.cap, self.base * self.factor ** (attempt - 1))
@@ -52,8 +60,6 @@ class Outcome:
     answer: str
     attempts: int
     parts: int = 0
-    retryable: bool = False
-    gone: bool = False
 
 
 def render_message(renderer: DigestRenderer, digest: Digest, output: type[Output]) -> Message:
@@ -80,15 +86,12 @@ async def deliver(
             )  # fmt: skip
         except DeliveryError as exc:
             first_part = max(first_part, exc.parts_done)
-            status = str(exc.status) if exc.status is not None else "error"
-            permanent = isinstance(exc, PermanentDeliveryError)
-            wait = policy.delay(attempt, retry_after=exc.retry_after)
-            if permanent or attempt == policy.attempts or wait > policy.max_wait:
+            wait = policy.next_wait(attempt, exc)
+            if wait is None:
+                status = str(exc.status) if exc.status is not None else "error"
                 return Outcome(
-                    ok=False, status=status, answer=exc.reason, attempts=attempt,
-                    parts=first_part, retryable=not permanent,
-                    gone=isinstance(exc, PermanentDeliveryError) and exc.gone,
-                )  # fmt: skip
+                    ok=False, status=status, answer=exc.reason, attempts=attempt, parts=first_part
+                )
             await sleep(wait)
         else:
             return Outcome(

@@ -294,9 +294,8 @@ class Dispatcher:
             "last_answer": exc.reason[:2000], "first_part": first_part,
             "lease_owner": None, "lease_until": None,
         }  # fmt: skip
-        gone = isinstance(exc, PermanentDeliveryError) and exc.gone
-        delay = self.policy.delay(row.attempts, retry_after=exc.retry_after)
-        if isinstance(exc, PermanentDeliveryError) or row.attempts >= self.policy.attempts:
+        wait = self.policy.next_wait(row.attempts, exc)
+        if wait is None:
             values["status"] = outbox.DEAD
             log.warning(
                 "delivery %s (subscription %s) failed for good after %d attempt(s): %s",
@@ -305,9 +304,10 @@ class Dispatcher:
                 row.attempts,
                 exc.reason,
             )
+            gone = isinstance(exc, PermanentDeliveryError) and exc.gone
             reason = f"receiver answered {exc.status}: the target is gone" if gone else None
             return Result(row.id, values, pause=reason, check_dead=row.subscription_id)
-        values.update(status=outbox.PENDING, next_attempt_at=now + timedelta(seconds=delay))
+        values.update(status=outbox.PENDING, next_attempt_at=now + timedelta(seconds=wait))
         return Result(row.id, values)
 
     async def flush(self) -> None:

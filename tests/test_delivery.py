@@ -24,3 +24,15 @@ def test_retry_after_is_honoured_and_jitter_varies() -> None:
 def test_a_policy_needs_an_attempt() -> None:
     with pytest.raises(ValueError, match="at least one attempt"):
         RetryPolicy(attempts=0)
+
+
+def test_next_wait_says_when_to_give_up() -> None:
+    from bot.errors import PermanentDeliveryError, RetryableDeliveryError
+
+    policy = RetryPolicy(attempts=3, max_wait=3600)
+    busy = RetryableDeliveryError("HTTP 503")
+    assert 15 <= (policy.next_wait(1, busy) or 0) <= 30
+    assert policy.next_wait(3, busy) is None  # that was the last attempt
+    assert policy.next_wait(1, PermanentDeliveryError("HTTP 400")) is None
+    assert policy.next_wait(1, RetryableDeliveryError("HTTP 429", retry_after=7200)) is None
+    assert policy.next_wait(1, RetryableDeliveryError("HTTP 429", retry_after=600)) == 600
