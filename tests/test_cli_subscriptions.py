@@ -220,3 +220,27 @@ async def test_update_changes_options_and_schedule(env) -> None:
     assert json.loads(out)["cron"] == "30 6 * * 1-5"
     code, out, err = await briefing("subscriptions", "update", "7", "--locale", "en", env=env)
     assert code == 2 and "no subscription 7" in err
+
+
+async def test_preview_for_a_subscription_uses_its_options(env) -> None:
+    code, out, err = await briefing(
+        "subscribe",
+        "email",
+        "reader@example.org",
+        "--topics",
+        "military",
+        "--locale",
+        "fr",
+        "--timezone",
+        "Asia/Tokyo",
+        env=env,
+    )
+    assert code == 0, err
+    code, out, err = await briefing(
+        "preview", "--subscription", "1", "--now", "2025-12-02T18:00Z", env=env
+    )
+    assert code == 0, err
+    assert "mercredi 3 décembre 2025" in out  # 03:00 in Tokyo
+    assert "== Situation militaire ==" in out and "== Négociations ==" not in out
+    code, out, err = await briefing("preview", "--subscription", "9", env=env)
+    assert code == 2 and "no subscription 9" in err

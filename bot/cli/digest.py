@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,7 @@ from bot.service import state_dir, utc_now
 from bot.state import load_state
 from bot.store import outbox, states
 from bot.store import subscriptions as subs
+from bot.store.database import Database
 
 state_app = typer.Typer(
     help="Inspect, validate and import the briefing state.", no_args_is_help=True
@@ -55,12 +57,16 @@ def preview(
 ) -> None:
     """Print the digest a reader would get now (chat formats: the payloads to be posted)."""
     if subscription is not None:
-        sub = with_database(lambda db: subs.get(db, subscription))
+
+        async def lookup(db: Database) -> tuple[subs.Subscription, datetime | None]:
+            found = await subs.get(db, subscription)
+            return found, (await outbox.last_windows(db, [found.id])).get(found.id)
+
+        sub, last = with_database(lookup)
         topics = topics or (",".join(sub.topics) if sub.topics else None)
         locale, timezone = locale or sub.locale, timezone or sub.timezone
-        if since is None:
-            last = with_database(lambda db: outbox.last_windows(db, [sub.id])).get(sub.id)
-            since = last.isoformat() if last else None
+        if since is None and last is not None:
+            since = last.isoformat()
     options = reader_options(topics, locale, timezone)
     end = parse_moment(now, option="--now", timezone=options.timezone)
     start = parse_moment(since, option="--since", timezone=options.timezone) if since else None

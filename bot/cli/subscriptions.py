@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.common import emit, fail, load_current_state, settings, table, with_database
+from bot.cli.common import (
+    emit,
+    fail,
+    load_current_state,
+    parse_topics,
+    settings,
+    table,
+    with_database,
+)
 from bot.digest.compose import ReaderOptions, check_options
 from bot.errors import ConfigError
 from bot.outputs import Target, infer_kind, make_context, output_class
@@ -158,11 +166,7 @@ def checked_options(
     """Check topics, locale, timezone and schedule together; return the topics chosen
     (None for all)."""
     trigger_for(crontab, zone)
-    chosen = (
-        tuple(t.strip() for t in topics.split(",") if t.strip())
-        if topics and topics != "all"
-        else None
-    )
+    chosen = parse_topics(topics) if topics != "all" else None
     check_options(load_current_state(), ReaderOptions(topics=chosen, locale=locale, timezone=zone))
     return chosen
 
