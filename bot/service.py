@@ -92,10 +92,11 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     db = await open_database(settings, clock=clock)
     context = make_context(settings)
+    renderer = DigestRenderer(templates_dir=settings.templates_dir)
     dispatcher = Dispatcher(
         db,
         context,
-        renderer=DigestRenderer(templates_dir=settings.templates_dir),
+        renderer=renderer,
         clock=clock,
         concurrency=settings.concurrency,
     )
@@ -103,7 +104,7 @@ async def serve(
     await announce(db, settings)
     try:
         http = await start_http(
-            build_app(db, clock=clock, templates=settings),
+            build_app(db, clock=clock, renderer=renderer),
             host=settings.http_host,
             port=settings.http_port,
         )

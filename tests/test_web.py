@@ -21,7 +21,9 @@ def now() -> datetime:
 
 @pytest.fixture
 async def site(db):
-    runner = await start_http(build_app(db, clock=now), host="127.0.0.1", port=0)
+    runner = await start_http(
+        build_app(db, clock=now, renderer=DigestRenderer()), host="127.0.0.1", port=0
+    )
     yield f"http://127.0.0.1:{runner.addresses[0][1]}", db
     await runner.cleanup()
 

@@ -127,6 +127,10 @@ class DigestRenderer:
             line = getattr(exc, "lineno", None)
             raise ConfigError(f"template {where}{f':{line}' if line else ''}: {exc}") from exc
 
+    def page(self, name: str, **values: object) -> str:
+        """Render another template of the same set (HTML pages are autoescaped too)."""
+        return self._env.get_template(name).render(**values)
+
     @staticmethod
     def _helpers(digest: Digest) -> dict[str, Any]:
         locale, zone = digest.locale, digest.timezone

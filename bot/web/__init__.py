@@ -13,8 +13,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import select, text
 
-from bot.digest.render import builtin_templates_dir
-from bot.settings import Settings
+from bot.digest.render import DigestRenderer
 from bot.store import subscriptions as subs
 from bot.store.database import Database
 from bot.store.tables import subscriptions
@@ -28,22 +27,13 @@ PAGE: web.AppKey[Page] = web.AppKey("page")
 
 
 def build_app(
-    db: Database, *, clock: Callable[[], datetime], templates: Settings | None = None
+    db: Database, *, clock: Callable[[], datetime], renderer: DigestRenderer
 ) -> web.Application:
-    """The web application, bound to a database."""
-    from jinja2 import FileSystemLoader, select_autoescape
-    from jinja2.sandbox import SandboxedEnvironment
-
-    search = [builtin_templates_dir()]
-    if templates is not None and templates.templates_dir is not None:
-        search.insert(0, templates.templates_dir)
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader(search), autoescape=select_autoescape(default=True)
-    )
+    """The web application, bound to a database; pages come from ``renderer``'s templates."""
     app = web.Application()
     app[DB] = db
     app[CLOCK] = clock
-    app[PAGE] = lambda **values: env.get_template("unsubscribe.html.j2").render(**values)
+    app[PAGE] = lambda **values: renderer.page("unsubscribe.html.j2", **values)
     app.router.add_get("/healthz", health)
     app.router.add_get("/unsubscribe/{token}", confirm)
     app.router.add_post("/unsubscribe/{token}", unsubscribe)
@@ -68,7 +58,7 @@ async def _find(request: web.Request) -> subs.Subscription | None:
 
 
 def _page(request: web.Request, status: int, **values: object) -> web.Response:
-    html = request.app[PAGE](**values)
+    html = request.app[PAGE](**{"locale": "en", "address": "", **values})
     return web.Response(
         status=status,
         text=html,
