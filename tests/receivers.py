@@ -111,12 +111,31 @@ def drop() -> Behaviour:
 
 
 class RecordingHandler:
-    """SMTP handler that keeps messages; some recipients get scripted refusals."""
+    """SMTP handler that keeps messages; some recipients get scripted refusals.
+
+    ``data_delay`` holds every DATA answer back that many seconds. ``sessions`` counts
+    EHLO greetings; with ``start_smtp``, ``connections`` counts the
+    connections accepted and ``open_connections`` those not closed yet.
+    """
 
     def __init__(self) -> None:
         self.messages: list[SMTPEnvelope] = []
         self.sessions = 0
         self.refusals: dict[str, str] = {}
+        self.connections = 0
+        self.open_connections = 0
+        self.data_delay = 0.0
+
+    async def settled(self, open_connections: int = 0, *, timeout: float = 5.0) -> int:
+        """Wait until ``open_connections`` connections are open (closing ones take a moment
+        to reach the server); return the number open when done waiting."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (
+            self.open_connections != open_connections
+            and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.01)
+        return self.open_connections
 
     async def handle_EHLO(
         self,
@@ -147,6 +166,8 @@ class RecordingHandler:
     async def handle_DATA(
         self, server: SMTPServer, session: Session, envelope: SMTPEnvelope
     ) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         self.messages.append(envelope)
         return "250 Message accepted for delivery"
 
@@ -157,8 +178,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_smtp(**kwargs: Any) -> tuple[Controller, RecordingHandler]:
+class _CountingSMTPServer(SMTPServer):
+    """The aiosmtpd server, counting its connections on the recording handler."""
+
+    def __init__(self, handler: RecordingHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.recorder = handler
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.counted:  # STARTTLS makes a second call for the same connection
+            self.counted = True
+            self.recorder.connections += 1
+            self.recorder.open_connections += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            self.recorder.open_connections -= 1
+        super().connection_lost(error)
+
+
+class _CountingController(Controller):
+    def factory(self) -> SMTPServer:
+        return _CountingSMTPServer(self.handler, **self.SMTP_kwargs)
+
+
+def start_smtp(*, smtputf8: bool = True, **kwargs: Any) -> tuple[Controller, RecordingHandler]:
+    """A real SMTP server on 127.0.0.1 recording what it gets; ``smtputf8=False`` makes it
+    not offer SMTPUTF8 (RFC 6531), which aiosmtpd offers by default. Other keywords go to
+    aiosmtpd's ``Controller``."""
     handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
+    controller = _CountingController(
+        handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=smtputf8, **kwargs
+    )
     controller.start()
     return controller, handler

@@ -4,6 +4,10 @@ SMTP connections are kept and reused for every message (a small pool,
 ``BRIEFING_SMTP_CONNECTIONS``, most recently used first); SMTP 4xx answers are retryable,
 5xx permanent. Messages carry a Message-ID stable per delivery, List-Id and one-click
 List-Unsubscribe (RFC 8058), and are DKIM-signed when a key is configured.
+
+Addresses are kept as the reader typed them and put in wire form at send time: the domain
+in IDNA (``xn--``) form in the envelope and the To header; a Unicode local part is sent
+raw (RFC 6531/6532) and needs a server that offers SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import contextlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
@@ -22,10 +29,16 @@ from urllib.parse import quote
 
 import aiosmtplib
 import dkim
-from email_validator import EmailNotValidError, validate_email
+from email_validator import validate_email
 
 from bot.digest.formatting import full_date
-from bot.errors import ConfigError, PermanentDeliveryError, RetryableDeliveryError, TargetError
+from bot.errors import (
+    BriefingError,
+    ConfigError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    TargetError,
+)
 from bot.outputs.base import Envelope, Message, Output, OutputContext, Receipt, Target
 
 SIGNED_HEADERS = [
@@ -42,24 +55,65 @@ def check_header(name: str, value: str) -> str:
     return value
 
 
-def _header_line(name: str, value: str) -> bytes:
-    """One header, CRLF-terminated: plain ASCII as it is, anything else encoded by the
-    email package."""
+def _header_line(name: str, value: str, *, raw: bool = False) -> bytes:
+    """One header, CRLF-terminated: plain ASCII as it is, ``raw`` values (an address, which
+    may never be an encoded-word) as UTF-8 (RFC 6532), anything else encoded by the email
+    package."""
     check_header(name, value)
-    if value.isascii() and len(name) + len(value) < 900:
+    if (raw or value.isascii()) and len(name) + len(value) < 900:
         return f"{name}: {value}\r\n".encode()
     single = EmailMessage(policy=SMTP_POLICY)
     single[name] = value
     return single.as_bytes(policy=SMTP_POLICY).removesuffix(b"\r\n")
 
 
-def normalize_address(address: str) -> str:
-    """A syntactically valid address, normalised; raise ``TargetError`` naming the problem."""
-    check_header("the address", address)
+def typed_address(address: str) -> str:
+    """The address as the reader typed it, trimmed and without ``mailto:``."""
+    address = address.strip()
+    if address[:7].lower() == "mailto:":
+        address = address[7:].strip()
+    return address
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """An address in wire form: the local part as typed, the domain in IDNA (ASCII) form.
+
+    ``smtputf8`` is set when the local part is not ASCII: such an address can only be
+    sent with SMTPUTF8 (RFC 6531) and written raw in UTF-8 headers (RFC 6532).
+    """
+
+    address: str
+    smtputf8: bool
+
+    @classmethod
+    def parse(cls, address: str) -> Mailbox:
+        """The wire form of ``address``; raise ``TargetError`` naming the problem."""
+        check_header("the address", address)
+        try:
+            checked = validate_email(address, check_deliverability=False)
+        except ValueError as exc:  # EmailNotValidError, or an encoding error deeper down
+            raise TargetError(f"invalid email address {address!r}: {exc}") from exc
+        return cls(f"{checked.local_part}@{checked.ascii_domain}", smtputf8=checked.smtputf8)
+
+
+def sender_address(mail_from: str) -> Address:
+    """``BRIEFING_MAIL_FROM`` as a From address, a Unicode domain converted to IDNA; raise
+    ``ConfigError`` if it has no usable address (an ASCII local part is required)."""
+    name, sender = parseaddr(check_header("BRIEFING_MAIL_FROM", mail_from))
+    local, at, domain = sender.rpartition("@")
+    if not at or not local or not domain:
+        raise ConfigError(f"BRIEFING_MAIL_FROM {mail_from!r} has no address")
+    if not local.isascii():
+        raise ConfigError(f"BRIEFING_MAIL_FROM {mail_from!r} needs an ASCII local part")
     try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise TargetError(f"invalid email address {address!r}: {exc}") from exc
+        if not domain.isascii():
+            domain = validate_email(
+                sender, check_deliverability=False, globally_deliverable=False
+            ).ascii_domain
+        return Address(display_name=name, addr_spec=f"{local}@{domain}")
+    except (ValueError, HeaderParseError) as exc:
+        raise ConfigError(f"BRIEFING_MAIL_FROM {mail_from!r}: {exc}") from exc
 
 
 class EmailOutput(Output):
@@ -71,10 +125,8 @@ class EmailOutput(Output):
     def __init__(self, context: OutputContext) -> None:
         super().__init__(context)
         settings = context.settings
-        sender = parseaddr(check_header("BRIEFING_MAIL_FROM", settings.mail_from))[1]
-        if "@" not in sender:
-            raise ConfigError(f"BRIEFING_MAIL_FROM {settings.mail_from!r} has no address")
-        self._sender = sender
+        self._from = sender_address(settings.mail_from)
+        self._sender = self._from.addr_spec
         self._domain = self._sender.rsplit("@", 1)[1]
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(settings.smtp_connections)
@@ -90,11 +142,14 @@ class EmailOutput(Output):
                 raise ConfigError(f"BRIEFING_DKIM_PRIVATE_KEY: {exc}") from exc
 
     async def validate(self, target: Target) -> Target:
-        address = target.address.removeprefix("mailto:")
-        return Target(kind=target.kind, address=normalize_address(address))
+        """The target with the address as typed (trimmed, without ``mailto:``); raise
+        ``TargetError`` if it is not a valid address."""
+        address = typed_address(target.address)
+        Mailbox.parse(address)
+        return Target(kind=target.kind, address=address)
 
-    def personal_headers(self, target: Target, *, envelope: Envelope) -> list[tuple[str, str]]:
-        """The headers particular to one delivery (the address as validated by the caller)."""
+    def personal_headers(self, to: Mailbox, *, envelope: Envelope) -> list[tuple[str, str]]:
+        """The headers particular to one delivery."""
         settings = self.context.settings
         token = envelope.unsubscribe_token or "one-off"
         links = [f"<mailto:{self._sender}?subject={quote('unsubscribe ' + token)}>"]
@@ -105,7 +160,7 @@ class EmailOutput(Output):
             if base.startswith("https://"):  # RFC 8058: one-click only over https
                 one_click = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
         return [
-            ("To", target.address),
+            ("To", to.address),
             ("Date", format_datetime(datetime.now(UTC))),
             ("Message-ID", f"<{_UNSAFE_ID.sub('-', envelope.delivery_id)}@{self._domain}>"),
             ("List-Unsubscribe", ", ".join(links)),
@@ -119,7 +174,7 @@ class EmailOutput(Output):
         if cached is None:
             digest = message.digest
             part = EmailMessage(policy=SMTP_POLICY)
-            part["From"] = check_header("From", self.context.settings.mail_from)
+            part["From"] = self._from
             part["Subject"] = check_header(
                 "Subject", f"{digest.story} — {full_date(digest.date, digest.locale)}"
             )
@@ -130,11 +185,15 @@ class EmailOutput(Output):
         return cached
 
     def to_bytes(self, target: Target, message: Message, *, envelope: Envelope) -> bytes:
-        """The whole message with CRLF line ends, DKIM-signed when configured."""
-        personal = self.personal_headers(target, envelope=envelope)
-        data = b"".join(_header_line(name, value) for name, value in personal) + self.shared_part(
-            message
-        )
+        """The whole message with CRLF line ends, DKIM-signed when configured; raise
+        ``TargetError`` if the address is invalid."""
+        return self._message_bytes(Mailbox.parse(target.address), message, envelope=envelope)
+
+    def _message_bytes(self, to: Mailbox, message: Message, *, envelope: Envelope) -> bytes:
+        personal = self.personal_headers(to, envelope=envelope)
+        data = b"".join(
+            _header_line(name, value, raw=name == "To") for name, value in personal
+        ) + self.shared_part(message)
         settings = self.context.settings
         if self._dkim_key is None or not settings.dkim_selector or not settings.dkim_domain:
             return data
@@ -151,8 +210,8 @@ class EmailOutput(Output):
 
     async def send(self, target: Target, message: Message, *, envelope: Envelope) -> Receipt:
         try:
-            recipient = normalize_address(target.address)
-            data = self.to_bytes(Target(target.kind, recipient), message, envelope=envelope)
+            recipient = Mailbox.parse(typed_address(target.address))
+            data = self._message_bytes(recipient, message, envelope=envelope)
         except (TargetError, ValueError) as exc:
             raise PermanentDeliveryError(f"cannot build the message: {exc}") from exc
         if not self.context.settings.smtp_host:
@@ -188,16 +247,37 @@ class EmailOutput(Output):
         await smtp.connect()
         return smtp
 
-    async def _send_smtp(self, recipient: str, data: bytes) -> Receipt:
-        """Send on an idle pooled connection (the most recently used), or open one."""
+    async def _send_smtp(self, recipient: Mailbox, data: bytes) -> Receipt:
+        """Send on an idle pooled connection (the most recently used), or open one.
+
+        A connection goes back to the pool only when the server answered and the session
+        is clean; on any other outcome, cancellation included, it is closed.
+        """
         async with self._slots:
             smtp = self._idle.pop() if self._idle else None
+            reusable = False
             try:
                 if smtp is None or not smtp.is_connected:
+                    _close(smtp)
                     smtp = await self._connect()
-                _, answer = await smtp.sendmail(self._sender, [recipient], data)
+                options: list[str] = []
+                if recipient.smtputf8:
+                    if not await _offers_smtputf8(smtp):
+                        reusable = True
+                        raise PermanentDeliveryError(
+                            "the SMTP server does not offer SMTPUTF8, needed for the "
+                            f"non-ASCII local part of {recipient.address!r}"
+                        )
+                    options = ["SMTPUTF8"]
+                _, answer = await smtp.sendmail(
+                    self._sender, [recipient.address], data, mail_options=options
+                )
+                reusable = True
+                return Receipt(status="250", answer=answer)
+            except BriefingError:
+                raise
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                self._idle.append(smtp)  # type: ignore[arg-type]  # connected: it answered
+                reusable = True  # the server answered and the envelope was reset
                 codes = [error.code for error in exc.recipients]
                 reason = "; ".join(f"{e.code} {e.message}" for e in exc.recipients)
                 retryable = all(400 <= code < 500 for code in codes)
@@ -205,14 +285,21 @@ class EmailOutput(Output):
                     f"SMTP refused the recipient: {reason}", status=codes[0] if codes else None
                 ) from exc
             except aiosmtplib.SMTPResponseException as exc:
-                _close(smtp)
                 error = RetryableDeliveryError if 400 <= exc.code < 500 else PermanentDeliveryError
                 raise error(f"SMTP {exc.code}: {exc.message}", status=exc.code) from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                _close(smtp)
                 raise RetryableDeliveryError(f"SMTP connection failed: {exc}") from exc
-            self._idle.append(smtp)
-            return Receipt(status="250", answer=answer)
+            except ValueError as exc:  # the address or message cannot be encoded: for good
+                raise PermanentDeliveryError(f"SMTP cannot send the message: {exc}") from exc
+            except Exception as exc:
+                raise RetryableDeliveryError(
+                    f"SMTP send failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            finally:
+                if reusable and smtp is not None:
+                    self._idle.append(smtp)
+                else:
+                    _close(smtp)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
@@ -221,6 +308,19 @@ class EmailOutput(Output):
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                     await smtp.quit()
             _close(smtp)
+
+
+async def _offers_smtputf8(smtp: aiosmtplib.SMTP) -> bool:
+    """Whether the server offers SMTPUTF8 (greeting it with EHLO first if needed); a server
+    that refuses EHLO for good speaks no extension at all."""
+    if smtp.is_ehlo_or_helo_needed:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError as exc:
+            if exc.code < 500:
+                raise
+            return False
+    return smtp.supports_extension("smtputf8")
 
 
 def _close(smtp: aiosmtplib.SMTP | None) -> None:

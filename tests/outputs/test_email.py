@@ -1,19 +1,30 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
 
+import aiosmtplib
 import dkim
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from bot.errors import ConfigError, PermanentDeliveryError, RetryableDeliveryError, TargetError
+from bot.errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    TargetError,
+)
 from bot.outputs import Envelope, HttpLimits, OutputContext, Target, TargetPolicy, output_class
 from tests.outputs.conftest import message_for, settings_for
 from tests.receivers import start_smtp
@@ -43,8 +54,8 @@ def parse(data: bytes):
 async def test_email_structure_and_headers(tmp_path, smtp, renderer, digest) -> None:
     port, handler = smtp
     output = smtp_output(tmp_path, port, public_url="https://briefing.example.org")
-    target = await output.validate(Target("email", "Reader@Example.org"))
-    assert target.address == "Reader@example.org"
+    target = await output.validate(Target("email", " mailto:Reader@Example.org\n"))
+    assert target.address == "Reader@Example.org"  # as typed; the domain is folded on the wire
     fr = message_for(renderer, digest.model_copy(update={"locale": "fr"}), "email")
     receipt = await output.send(target, fr, envelope=Envelope("dlv_42", unsubscribe_token="tok123"))
     await output.aclose()
@@ -309,3 +320,240 @@ async def test_concurrent_sends_share_a_bounded_pool_of_connections(
     )
     await output.aclose()
     assert len(handler.messages) == 12 and handler.sessions == 2
+
+
+# Internationalised addresses: the domain goes out in IDNA form, a Unicode local part only
+# with SMTPUTF8, and no address is ever written as an RFC 2047 encoded-word.
+
+
+@pytest.fixture
+def smtp_ascii():
+    """A real SMTP server that does not offer SMTPUTF8."""
+    controller, handler = start_smtp(smtputf8=False)
+    yield controller.port, handler
+    controller.stop()
+
+
+def header_line(data: bytes, name: bytes) -> bytes:
+    """The raw header line ``name`` of a message (before the blank line)."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    (line,) = [line for line in head.split(b"\r\n") if line.startswith(name + b": ")]
+    return line
+
+
+@pytest.mark.parametrize("typed", ["a@exämple.org", "a@EXÄMPLE.org", "a@xn--exmple-cua.org"])
+async def test_a_unicode_domain_goes_out_in_idna_form(
+    tmp_path, smtp_ascii, renderer, digest, typed
+) -> None:
+    port, handler = smtp_ascii
+    output = smtp_output(tmp_path, port)
+    target = await output.validate(Target("email", typed))
+    assert target.address == typed
+    await output.send(target, message_for(renderer, digest, "email"), envelope=Envelope("d"))
+    await output.aclose()
+    (received,) = handler.messages
+    assert received.rcpt_tos == ["a@xn--exmple-cua.org"] and not received.smtp_utf8
+    data = received.original_content
+    assert header_line(data, b"To") == b"To: a@xn--exmple-cua.org"
+    mail = parse(data)
+    (address,) = mail["To"].addresses
+    assert (address.username, address.domain) == ("a", "xn--exmple-cua.org")
+    assert not mail["To"].defects and mail.get_content_type() == "multipart/alternative"
+
+
+async def test_a_unicode_local_part_is_sent_with_smtputf8(tmp_path, smtp, renderer, digest) -> None:
+    port, handler = smtp
+    output = smtp_output(tmp_path, port)
+    target = await output.validate(Target("email", "usér@exämple.org"))
+    assert target.address == "usér@exämple.org"
+    message = message_for(renderer, digest, "email")
+    receipt = await output.send(target, message, envelope=Envelope("d1"))
+    await output.send(Target("email", "plain@example.org"), message, envelope=Envelope("d2"))
+    await output.aclose()
+    assert receipt.status == "250"
+    utf8, plain = handler.messages
+    assert utf8.smtp_utf8 and "SMTPUTF8" in [o.upper() for o in utf8.mail_options]
+    assert utf8.rcpt_tos == ["usér@xn--exmple-cua.org"]
+    line = header_line(utf8.original_content, b"To")
+    assert line == "To: usér@xn--exmple-cua.org".encode() and b"=?" not in line
+    mail = parse(utf8.original_content)
+    assert str(mail["To"]) == "usér@xn--exmple-cua.org"
+    assert "Pokrovsk" in mail.get_body(("plain",)).get_content()
+    # an ASCII address on the same connection does not ask for SMTPUTF8
+    assert not plain.smtp_utf8 and plain.rcpt_tos == ["plain@example.org"]
+    assert handler.sessions == 1
+
+
+async def test_a_unicode_local_part_without_smtputf8_fails_for_good(
+    tmp_path, smtp_ascii, renderer, digest
+) -> None:
+    port, handler = smtp_ascii
+    await handler.settled(0)  # the controller's start-up probe
+    before = handler.connections
+    output = smtp_output(tmp_path, port)
+    message = message_for(renderer, digest, "email")
+    for attempt in range(3):
+        with pytest.raises(PermanentDeliveryError, match="SMTPUTF8") as caught:
+            await output.send(
+                Target("email", "usér@exämple.org"), message, envelope=Envelope(f"d{attempt}")
+            )
+        assert "local part" in caught.value.reason
+    # no connection per try: the one connection is still usable by the next reader
+    assert await handler.settled(1) == 1 and handler.connections == before + 1
+    await output.send(Target("email", "ok@example.org"), message, envelope=Envelope("e"))
+    assert [m.rcpt_tos for m in handler.messages] == [["ok@example.org"]]
+    await output.aclose()
+    assert await handler.settled(0) == 0 and handler.connections == before + 1
+
+
+async def test_validate_keeps_the_address_as_typed(tmp_path) -> None:
+    output = output_class("email")(email_context(tmp_path))
+    for typed, kept in [
+        ("a@xn--exmple-cua.org", "a@xn--exmple-cua.org"),
+        ("a@exämple.org", "a@exämple.org"),
+        ("  MAILTO:usér@Exämple.org\t", "usér@Exämple.org"),
+        ("Some.One+news@Example.ORG", "Some.One+news@Example.ORG"),
+    ]:
+        assert (await output.validate(Target("email", typed))).address == kept
+
+
+@pytest.mark.parametrize(
+    ("typed", "username", "line"),
+    [
+        ("a@exämple.org", "a", b"To: a@xn--exmple-cua.org"),
+        ("usér@exämple.org", "usér", "To: usér@xn--exmple-cua.org".encode()),
+    ],
+)
+async def test_eml_files_carry_valid_address_headers(
+    tmp_path, renderer, digest, typed, username, line
+) -> None:
+    output = output_class("email")(email_context(tmp_path))
+    receipt = await output.send(
+        Target("email", typed), message_for(renderer, digest, "email"), envelope=Envelope("d")
+    )
+    data = Path(receipt.answer).read_bytes()
+    assert header_line(data, b"To") == line  # raw (RFC 6532), never an encoded-word
+    mail = parse(data)
+    (address,) = mail["To"].addresses
+    # the parser keeps raw UTF-8 header bytes as surrogates: undo that to compare
+    raw_username = address.username.encode("ascii", "surrogateescape").decode()
+    assert (raw_username, address.domain) == (username, "xn--exmple-cua.org")
+    assert mail["Message-ID"] == "<d@example.org>" and mail.is_multipart()
+
+
+async def test_a_unicode_sender_domain_goes_out_in_idna_form(
+    tmp_path, smtp, renderer, digest
+) -> None:
+    port, handler = smtp
+    output = smtp_output(tmp_path, port, mail_from="Brèves <briefing@exämple.org>")
+    await output.send(
+        Target("email", "r@example.org"),
+        message_for(renderer, digest, "email"),
+        envelope=Envelope("d"),
+    )
+    await output.aclose()
+    (received,) = handler.messages
+    assert received.mail_from == "briefing@xn--exmple-cua.org"
+    mail = parse(received.original_content)
+    assert mail["From"] == "Brèves <briefing@xn--exmple-cua.org>"
+    assert mail["Message-ID"] == "<d@xn--exmple-cua.org>"
+    assert b"@=?" not in header_line(received.original_content, b"From")
+
+
+async def test_a_unicode_sender_local_part_is_refused_at_start(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="ASCII local part"):
+        output_class("email")(email_context(tmp_path, mail_from="Brèves <brèves@example.org>"))
+
+
+class _FailingSMTP(aiosmtplib.SMTP):
+    """A real client that talks to the server, then fails as a library bug would."""
+
+    def __init__(self, failures: list[Exception], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.failures = failures
+
+    async def sendmail(self, *args, **kwargs):
+        if self.failures:
+            await self.noop()
+            raise self.failures.pop(0)
+        return await super().sendmail(*args, **kwargs)
+
+
+def failing_output(tmp_path: Path, port: int, failures: list[Exception]):
+    class FailingEmailOutput(output_class("email")):
+        async def _connect(self):
+            smtp = _FailingSMTP(failures, hostname="127.0.0.1", port=port, timeout=5)
+            await smtp.connect()
+            return smtp
+
+    return FailingEmailOutput(
+        email_context(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    )
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range"), PermanentDeliveryError),
+        (RuntimeError("unexpected state"), RetryableDeliveryError),
+    ],
+)
+async def test_unexpected_library_errors_are_translated_and_the_connection_closed(
+    tmp_path, smtp, renderer, digest, failure, error
+) -> None:
+    port, handler = smtp
+    await handler.settled(0)
+    before = handler.connections
+    output = failing_output(tmp_path, port, [failure])
+    message = message_for(renderer, digest, "email")
+    with pytest.raises(error) as caught:
+        await output.send(Target("email", "r@example.org"), message, envelope=Envelope("d"))
+    assert caught.value.__cause__ is failure
+    assert await handler.settled(0) == 0  # closed, not kept for the next reader
+    await output.send(Target("email", "r@example.org"), message, envelope=Envelope("e"))
+    await output.aclose()
+    assert len(handler.messages) == 1 and handler.connections == before + 2
+
+
+async def test_a_cancelled_send_closes_its_connection(tmp_path, smtp, renderer, digest) -> None:
+    port, handler = smtp
+    await handler.settled(0)
+    before = handler.connections
+    handler.data_delay = 3.0
+    output = smtp_output(tmp_path, port)
+    message = message_for(renderer, digest, "email")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(
+            output.send(Target("email", "r@example.org"), message, envelope=Envelope("d")), 0.3
+        )
+    assert await handler.settled(0) == 0
+    handler.data_delay = 0.0
+    await output.send(Target("email", "r@example.org"), message, envelope=Envelope("e"))
+    await output.aclose()
+    assert handler.connections == before + 2
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    address=st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda prefix, local, domain: f"{prefix}{local}@{domain}",
+            st.sampled_from(["", "mailto:", " "]),
+            st.text(max_size=20),
+            st.text(max_size=20),
+        ),
+    )
+)
+async def test_any_address_input_raises_only_bot_errors(
+    tmp_path, renderer, digest, address
+) -> None:
+    output = output_class("email")(email_context(tmp_path))
+    try:
+        target = await output.validate(Target("email", address))
+    except TargetError:
+        target = Target("email", address)
+    with contextlib.suppress(DeliveryError):
+        await output.send(target, message_for(renderer, digest, "email"), envelope=Envelope("d"))
