@@ -122,6 +122,8 @@ def _parse(text: str, display: str) -> tuple[_Document, StateFile | None, list[P
         reason = getattr(exc, "problem", None) or str(exc)
         return _Document(display, None), None, [Problem(display, line, f"invalid YAML: {reason}")]
     doc = _Document(display, node)
+    if node is None:
+        return doc, None, [Problem(display, 1, "the file is empty")]
     problems = [Problem(display, line, message) for line, message in _duplicate_keys(node)]
     if not isinstance(data, dict):
         problems.append(Problem(display, doc.line(()), "expected a mapping at the top level"))
@@ -132,6 +134,16 @@ def _parse(text: str, display: str) -> tuple[_Document, StateFile | None, list[P
         for error in exc.errors():
             problems.append(Problem(display, doc.line(tuple(error["loc"])), _describe(error)))
         return doc, None, problems
+    if parsed.story is None and not any(
+        (parsed.topics, parsed.actors, parsed.sources, parsed.developments)
+    ):
+        problems.append(
+            Problem(
+                display,
+                doc.line(()),
+                "the file defines nothing (no story, topics, actors, sources or developments)",
+            )
+        )
     return doc, parsed, problems
 
 

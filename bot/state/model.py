@@ -8,13 +8,16 @@ or claimed it, its standing, and where it comes from.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.units import UnknownUnitError, get_unit_name
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,7 +29,70 @@ from pydantic import (
 LOCALES: tuple[str, ...] = ("en", "fr")
 Locale = Literal["en", "fr"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
+LINE_LIMIT = 200
+TEXT_LIMIT = 4000
+URL_LIMIT = 2000
+_CONTROL_NAMES = {
+    "\t": "tab",
+    "\n": "line feed",
+    "\v": "vertical tab",
+    "\f": "form feed",
+    "\r": "carriage return",
+    "\x00": "NUL",
+    "\x7f": "delete",
+    "\x85": "next line",
+    "\u2028": "line separator",
+    "\u2029": "paragraph separator",
+}
+
+
+def _is_control(char: str) -> bool:
+    """C0 and C1 controls, DEL, and the Unicode line and paragraph separators."""
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp")
+
+
+def _describe_char(char: str) -> str:
+    name = _CONTROL_NAMES.get(char, "control character")
+    return f"U+{ord(char):04X} ({name})"
+
+
+def check_line(value: str, *, limit: int = LINE_LIMIT) -> str:
+    """Refuse a one-line text (title, name, label) with a control character or over ``limit``.
+
+    A line break there would end up in an email subject or a chat title; raises ``ValueError``.
+    """
+    for index, char in enumerate(value, start=1):
+        if _is_control(char):
+            raise ValueError(
+                f"{_describe_char(char)} at character {index}: this text is shown on one line "
+                "and may not hold line breaks or control characters"
+            )
+    return _check_length(value, limit)
+
+
+def check_paragraphs(value: str, *, limit: int = TEXT_LIMIT) -> str:
+    """Refuse a multi-line text (summary, status) with a control character other than a
+    plain line break (LF), or over ``limit``; raises ``ValueError``."""
+    for index, char in enumerate(value, start=1):
+        if char != "\n" and _is_control(char):
+            hint = (
+                "use spaces instead of tabs"
+                if char == "\t"
+                else "only plain line breaks (LF) may separate lines"
+            )
+            raise ValueError(f"{_describe_char(char)} at character {index}: {hint}")
+    return _check_length(value, limit)
+
+
+def _check_length(value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ValueError(f"too long: {len(value)} characters (at most {limit})")
+    return value
+
+
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+OneLine = Annotated[NonEmpty, AfterValidator(check_line)]
+Paragraphs = Annotated[NonEmpty, AfterValidator(check_paragraphs)]
 
 
 class _Model(BaseModel):
@@ -34,13 +100,22 @@ class _Model(BaseModel):
 
 
 class Text(_Model):
-    """A piece of reader-facing text in every supported language."""
+    """A piece of reader-facing text in every supported language; it may span lines
+    (a summary, a status, a position), up to ``TEXT_LIMIT`` characters."""
 
-    fr: NonEmpty
-    en: NonEmpty
+    fr: Paragraphs
+    en: Paragraphs
 
     def get(self, locale: str) -> str:
         return self.fr if locale == "fr" else self.en
+
+
+class Line(Text):
+    """Reader-facing text shown on one line (a title, a name, a label): no line breaks or
+    control characters, up to ``LINE_LIMIT`` characters."""
+
+    fr: OneLine
+    en: OneLine
 
 
 class Standing(StrEnum):
@@ -84,7 +159,7 @@ class When(_Model):
     @field_validator("at")
     @classmethod
     def _parse_at(cls, value: str) -> str:
-        match = _AT.match(value)
+        match = _AT.fullmatch(value)
         if not match:
             raise ValueError(
                 f"{value!r} is not a month (YYYY-MM), a day (YYYY-MM-DD) "
@@ -144,8 +219,8 @@ class Actor(_Model):
 
     id: Slug
     kind: Literal["person", "organisation", "group"]
-    name: Text
-    role: Text | None = None
+    name: Line
+    role: Line | None = None
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
 
 
@@ -153,11 +228,18 @@ class Source(_Model):
     """Where facts come from: a report, a statement, a publication."""
 
     id: Slug
-    title: Text
-    publisher: Text | None = None
+    title: Line
+    publisher: Line | None = None
     published: date
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    url: (
+        Annotated[
+            str,
+            StringConstraints(pattern=r"^https?://\S+$"),
+            AfterValidator(partial(check_line, limit=URL_LIMIT)),
+        ]
+        | None
+    ) = None
 
 
 class Side(_Model):
@@ -170,8 +252,8 @@ class Side(_Model):
 class Figure(_Model):
     """A key figure with a CLDR unit (``area-square-kilometer``, ``length-kilometer``…)."""
 
-    label: Text
-    value: float
+    label: Line
+    value: Annotated[float, Field(allow_inf_nan=False)]
     unit: str | None = None
     approximate: bool = False
 
@@ -196,7 +278,7 @@ class Development(_Model):
     topic: Slug
     when: When | None = None
     recorded: datetime
-    title: Text
+    title: Line
     summary: Text
     reported_by: list[Slug] = Field(default_factory=list)
     standing: Standing
@@ -231,14 +313,14 @@ class Topic(_Model):
     """A strand of the story, with its current one-line status."""
 
     id: Slug
-    name: Text
+    name: Line
     status: Text
 
 
 class Story(_Model):
     """The story as a whole."""
 
-    title: Text
+    title: Line
 
 
 class StateFile(_Model):
