@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -122,10 +123,10 @@ class DigestRenderer:
             return template.render(
                 d=digest, BREAK=CHUNK_BREAK, **self._helpers(digest), **_DIALECTS.get(fmt, {})
             )
-        except TemplateError as exc:
-            where = getattr(exc, "filename", None) or FORMATS[fmt]
-            line = getattr(exc, "lineno", None)
-            raise ConfigError(f"template {where}{f':{line}' if line else ''}: {exc}") from exc
+        except Exception as exc:  # a template may fail in any way while it renders
+            where, line = _template_frame(exc, FORMATS[fmt])
+            problem = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+            raise ConfigError(f"template {where}{f':{line}' if line else ''}: {problem}") from exc
 
     def page(self, name: str, **values: object) -> str:
         """Render another template of the same set (HTML pages are autoescaped too)."""
@@ -144,6 +145,17 @@ class DigestRenderer:
             "moment": partial(formatting.moment, locale=locale, zone=zone),
             "safe_url": _safe_url,
         }
+
+
+def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:
+    """The template file and line where rendering failed (Jinja puts template lines in the
+    traceback), or the template's name when the error does not say."""
+    if isinstance(exc, TemplateSyntaxError) and exc.lineno:
+        return exc.filename or name, exc.lineno
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if frames:
+        return frames[-1].filename, frames[-1].lineno
+    return name, None
 
 
 def _safe_url(url: str | None) -> str | Markup:
