@@ -1,4 +1,5 @@
-"""Deliver one message through one output, with the retry policy every caller shares."""
+"""What a delivery is and how it ends: statuses, triggers, the outcome of one attempt, and
+the retry policy every sender shares (the worker and one-off sends)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,59 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from bot.digest.model import Digest
 from bot.digest.render import DigestRenderer
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.outputs.base import Envelope, Message, Output, Target
+
+
+class Status(StrEnum):
+    """Where an outbox row stands; delivered, dead and skipped are final."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.DELIVERED, Status.DEAD, Status.SKIPPED)
+
+
+class Trigger(StrEnum):
+    """Why a row was queued. ``forced`` is a manual send to a paused subscription."""
+
+    SCHEDULED = "scheduled"
+    CATCH_UP = "catch-up"
+    MANUAL = "manual"
+    FORCED = "forced"
+
+
+OPERATOR = "config"
+"""``code`` of a failure that is the operator's (settings, templates): it is retried and never
+counts against the reader's subscription."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery came to: its new status, the receiver's status code and answer,
+    the parts that went through, when to try again, and whether to pause the subscription."""
+
+    status: Status
+    answer: str = ""
+    code: str | None = None
+    parts: int = 0
+    retry_at: datetime | None = None
+    pause: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.DELIVERED, Status.SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -47,19 +96,25 @@ class RetryPolicy:
         backoff = random.uniform(full / 2, full)  # noqa: S311 - jitter, not secrecy
         return max(backoff, retry_after or 0.0)
 
+    def after_failure(
+        self, error: DeliveryError, *, attempt: int, parts: int, now: datetime, code: str | None
+    ) -> Outcome:
+        """The outcome of failed try ``attempt``: pending with its next try, or dead."""
+        parts = max(parts, error.parts_done)
+        code = code or (str(error.status) if error.status is not None else "error")
+        wait = self.next_wait(attempt, error)
+        if wait is not None:
+            return Outcome(
+                Status.PENDING, error.reason, code, parts,
+                retry_at=now + timedelta(seconds=wait), attempts=attempt,
+            )  # fmt: skip
+        gone = isinstance(error, PermanentDeliveryError) and error.gone
+        pause = f"receiver answered {error.status}: the target is gone" if gone else None
+        return Outcome(Status.DEAD, error.reason, code, parts, pause=pause, attempts=attempt)
 
+
+SCHEDULED = RetryPolicy()
 ONE_OFF = RetryPolicy(attempts=4, base=1.0, factor=2.0, cap=8.0, max_wait=60.0)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one delivery: final status, the receiver's answer, tries made."""
-
-    ok: bool
-    status: str
-    answer: str
-    attempts: int
-    parts: int = 0
 
 
 def render_message(renderer: DigestRenderer, digest: Digest, output: type[Output]) -> Message:
@@ -74,28 +129,26 @@ async def deliver(
     *,
     envelope: Envelope,
     policy: RetryPolicy = ONE_OFF,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Outcome:
     """Send with retries in this process (for one-off sends); never raises a delivery error."""
-    first_part = envelope.first_part
+    parts = envelope.first_part
     for attempt in range(1, policy.attempts + 1):
         try:
             receipt = await output.send(
                 target, message,
-                envelope=Envelope(envelope.delivery_id, first_part, envelope.unsubscribe_token),
+                envelope=Envelope(envelope.delivery_id, parts, envelope.unsubscribe_token),
             )  # fmt: skip
         except DeliveryError as exc:
-            first_part = max(first_part, exc.parts_done)
-            wait = policy.next_wait(attempt, exc)
-            if wait is None:
-                status = str(exc.status) if exc.status is not None else "error"
-                return Outcome(
-                    ok=False, status=status, answer=exc.reason, attempts=attempt, parts=first_part
-                )
-            await sleep(wait)
+            now = clock()
+            outcome = policy.after_failure(exc, attempt=attempt, parts=parts, now=now, code=None)
+            if outcome.retry_at is None:
+                return outcome
+            parts = outcome.parts
+            await sleep((outcome.retry_at - now).total_seconds())
         else:
             return Outcome(
-                ok=True, status=receipt.status, answer=receipt.answer, attempts=attempt,
-                parts=receipt.parts,
-            )  # fmt: skip
+                Status.DELIVERED, receipt.answer, receipt.status, receipt.parts, attempts=attempt
+            )
     raise AssertionError("unreachable: the loop returns on its last attempt")

@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.delivery import Status, Trigger
 from bot.errors import ConfigError
 from bot.state.model import check_timezone
 from bot.store import outbox
@@ -174,20 +175,22 @@ class Scheduler:
             )
         latest, older = periods[-1], periods[:-1]
         rows = [
-            outbox.new_row(sub.id, p, now=now, trigger="catch-up", status=outbox.SKIPPED,
+            outbox.new_row(sub.id, p, now=now, trigger=Trigger.CATCH_UP, status=Status.SKIPPED,
                            note="missed while the bot was stopped; not sent as a backlog")
             for p in older
         ]  # fmt: skip
         if now - latest <= self.catchup:
             late = now - latest > timedelta(minutes=1)
             rows.append(
-                outbox.new_row(sub.id, latest, now=now, trigger="catch-up" if late else "scheduled")
+                outbox.new_row(
+                    sub.id, latest, now=now, trigger=Trigger.CATCH_UP if late else Trigger.SCHEDULED
+                )
             )
             if late:
                 log.info("subscription %s: catching up on the period of %s", sub.id, latest)
         else:
             rows.append(outbox.new_row(
-                sub.id, latest, now=now, trigger="catch-up", status=outbox.SKIPPED,
+                sub.id, latest, now=now, trigger=Trigger.CATCH_UP, status=Status.SKIPPED,
                 note=f"missed by more than the catch-up window ({self.catchup})",
             ))  # fmt: skip
         return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -11,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.digest import DigestRenderer
-from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.outputs import make_context
 from bot.redact import mask_target
@@ -19,6 +19,7 @@ from bot.settings import Settings
 from bot.store import states
 from bot.store import subscriptions as subs
 from bot.store.database import Database
+from bot.worker import Worker
 
 log = logging.getLogger("briefing")
 
@@ -88,42 +89,36 @@ async def serve(
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    db = await open_database(settings, clock=clock)
-    context = make_context(settings)
-    renderer = DigestRenderer(templates_dir=settings.templates_dir)
-    dispatcher = Dispatcher(
-        db,
-        context,
-        renderer=renderer,
-        clock=clock,
-        concurrency=settings.concurrency,
-    )
-    scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=dispatcher.wake.set)
-    await announce(db, settings)
-    try:
-        http = await start_http(
-            build_app(db, clock=clock, renderer=renderer),
-            host=settings.http_host,
-            port=settings.http_port,
-        )
-    except OSError as exc:
-        await context.aclose()
-        await db.close()
-        raise ConfigError(
-            f"cannot listen on {settings.http_host}:{settings.http_port} "
-            f"(BRIEFING_HTTP_HOST/BRIEFING_HTTP_PORT): {exc.strerror}"
-        ) from exc
-    scheduler.start()
-    log.info("running (worker %s); stop with Ctrl-C or SIGTERM", dispatcher.owner)
-    try:
-        await dispatcher.run(stop)
-    finally:
-        scheduler.shutdown()
-        await http.cleanup()
-        await context.aclose()
-        await db.close()
+    async with contextlib.AsyncExitStack() as stack:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        log.info("stopped")
+            loop.add_signal_handler(signum, stop.set)
+            stack.callback(loop.remove_signal_handler, signum)
+        db = await open_database(settings, clock=clock)
+        stack.push_async_callback(db.close)
+        context = make_context(settings)
+        stack.push_async_callback(context.aclose)
+        renderer = DigestRenderer(templates_dir=settings.templates_dir)
+        worker = Worker(
+            db, context, renderer=renderer, clock=clock, concurrency=settings.concurrency
+        )
+        stack.push_async_callback(worker.close)
+        await worker.check()  # an operator's mistake stops here, before anything is sent
+        scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=worker.wake.set)
+        await announce(db, settings)
+        try:
+            http = await start_http(
+                build_app(db, clock=clock, renderer=renderer),
+                host=settings.http_host,
+                port=settings.http_port,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {settings.http_host}:{settings.http_port} "
+                f"(BRIEFING_HTTP_HOST/BRIEFING_HTTP_PORT): {exc.strerror}"
+            ) from exc
+        stack.push_async_callback(http.cleanup)
+        scheduler.start()
+        stack.callback(scheduler.shutdown)
+        log.info("running (worker %s); stop with Ctrl-C or SIGTERM", worker.owner)
+        await worker.run(stop)
+    log.info("stopped")

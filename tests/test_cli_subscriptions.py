@@ -244,3 +244,42 @@ async def test_preview_for_a_subscription_uses_its_options(env) -> None:
     assert "== Situation militaire ==" in out and "== Négociations ==" not in out
     code, out, err = await briefing("preview", "--subscription", "9", env=env)
     assert code == 2 and "no subscription 9" in err
+
+
+async def test_a_paused_subscription_is_sent_to_only_with_force(env, receiver) -> None:
+    url = receiver.on("/holiday")
+    assert (await briefing("subscribe", "webhook", url, "--kind", "slack", env=env))[0] == 0
+    code, _, err = await briefing("subscriptions", "pause", "1", "--reason", "on holiday", env=env)
+    assert code == 0, err
+    code, out, err = await briefing("send", "--subscription", "1", env=env)
+    assert code == 2 and receiver.hits("/holiday") == []
+    assert "subscription 1 is paused (on holiday)" in err
+    assert "briefing subscriptions resume 1" in err and "--force" in err and "Traceback" not in err
+    code, out, err = await briefing("send", "--subscription", "1", "--force", "--json", env=env)
+    assert code == 0, err
+    (row,) = json.loads(out)["deliveries"]
+    assert row["status"] == "delivered" and row["trigger"] == "forced"
+    assert len(receiver.hits("/holiday")) == 1
+
+
+async def test_operator_mistakes_stop_run_and_send_before_anything_is_sent(
+    env, receiver, tmp_path
+) -> None:
+    assert (await briefing("subscribe", "email", "reader@example.org", env=env))[0] == 0
+    assert (await briefing("subscribe", "webhook", receiver.on("/x"), "--kind", "slack", env=env))[
+        0
+    ] == 0
+    broken_from = {**env, "BRIEFING_MAIL_FROM": "not an address"}
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.chat.j2").write_text("{{ d.story }}\n{{ d.nothing_here }}\n")
+    broken_template = {**env, "BRIEFING_TEMPLATES_DIR": str(templates)}
+    for bad, named in ((broken_from, "BRIEFING_MAIL_FROM"), (broken_template, "digest.chat.j2:2")):
+        for command in (["run"], ["send", "--all"]):
+            code, out, err = await briefing(*command, env=bad, timeout=60)
+            assert code == 2, (command, out, err)
+            assert named in err and "Traceback" not in err, err
+    code, out, _ = await briefing("deliveries", "--json", env=env)
+    assert json.loads(out) == [] and receiver.hits("/x") == []
+    code, out, _ = await briefing("subscriptions", "list", "--json", env=env)
+    assert {s["status"] for s in json.loads(out)} == {"active"}

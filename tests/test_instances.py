@@ -69,7 +69,7 @@ async def test_three_instances_deliver_each_exactly_once(tmp_path) -> None:
     async with postgres_database() as url:
         rows, seen = await fan_out(tmp_path, url, instances=3)
     check_exactly_one_delivered_each(rows)
-    assert set(seen) == {r.delivery_key for r in rows} and set(seen.values()) == {1}
+    assert set(seen) == {r.delivery_id for r in rows} and set(seen.values()) == {1}
     logs = [(tmp_path / f"run{n}.log").read_text() for n in range(3)]
     assert all("running (worker" in log for log in logs)
     # the work was shared: every instance sent some of it
@@ -85,9 +85,9 @@ async def test_killing_one_instance_mid_fan_out_the_others_finish(tmp_path) -> N
     async with postgres_database() as url:
         rows, seen = await fan_out(tmp_path, url, instances=3, during=kill_one)
     check_exactly_one_delivered_each(rows)
-    assert set(seen) == {r.delivery_key for r in rows}
+    assert set(seen) == {r.delivery_id for r in rows}
     repeated = {key for key, n in seen.items() if n > 1}
-    assert repeated <= {r.delivery_key for r in rows if r.attempts > 1} and max(seen.values()) <= 2
+    assert repeated <= {r.delivery_id for r in rows if r.attempts > 1} and max(seen.values()) <= 2
 
 
 @pytest.fixture
@@ -107,6 +107,6 @@ async def test_postgres_stopped_for_30_seconds_mid_run(tmp_path, cluster) -> Non
 
     rows, seen = await fan_out(tmp_path, cluster.url, instances=2, during=outage)
     check_exactly_one_delivered_each(rows)
-    assert set(seen) == {r.delivery_key for r in rows}
+    assert set(seen) == {r.delivery_id for r in rows}
     logs = "".join((tmp_path / f"run{n}.log").read_text() for n in range(2))
     assert "cannot claim deliveries" in logs or "cannot record deliveries" in logs

@@ -142,9 +142,9 @@ async def test_kill_during_fan_out_then_restart_delivers_each_once(tmp_path) -> 
     per_sub = collections.Counter((r.subscription_id, r.status) for r in rows)
     assert len(rows) == 1000 and all(per_sub[(i, "delivered")] == 1 for i in range(1, 1001))
     seen = collections.Counter(h.headers["webhook-id"] for h in receiver.hits("/fan"))
-    assert set(seen) == {r.delivery_key for r in rows}
+    assert set(seen) == {r.delivery_id for r in rows}
     repeated = {key for key, count in seen.items() if count > 1}
-    taken_over = {r.delivery_key for r in rows if r.attempts > 1}
+    taken_over = {r.delivery_id for r in rows if r.attempts > 1}
     # only rows the killed worker held (claimed, at most 2 × concurrency, or sent but not yet
     # recorded) can have reached the receiver twice, and each at most twice
     assert repeated <= taken_over and max(seen.values()) <= 2

@@ -22,9 +22,8 @@ from bot.cli.common import (
     table,
 )
 from bot.cli.subscriptions import deliveries_table, delivery_view
-from bot.delivery import deliver, render_message
+from bot.delivery import Status, Trigger, deliver, render_message
 from bot.digest import Digest, Window, compose
-from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.outputs import Envelope, Target, infer_kind, make_context, output_class
 from bot.outputs.webhooks import new_secret
@@ -32,6 +31,7 @@ from bot.redact import mask_target
 from bot.service import open_database, utc_now
 from bot.store import outbox
 from bot.store import subscriptions as subs
+from bot.worker import Worker, send_and_wait
 
 
 def send(
@@ -58,6 +58,9 @@ def send(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and show, send nothing.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send to a paused subscription all the same.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Send the digest now: once to --to, or to subscriptions through the outbox. Exit 1 if
@@ -77,7 +80,9 @@ def send(
         emit(outcome, as_json=as_json, text="\n".join(lines))
         ok = bool(outcome["ok"])
     else:
-        ok = asyncio.run(through_outbox(subscription or [], dry_run=dry_run, as_json=as_json))
+        ok = asyncio.run(
+            through_outbox(subscription or [], dry_run=dry_run, force=force, as_json=as_json)
+        )
     if not ok:
         raise typer.Exit(1)
 
@@ -113,26 +118,27 @@ async def one_off(
                 f"rendered ({', '.join(output_cls.formats)}), nothing sent",
             }
         outcome = await deliver(
-            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}")
+            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}"), clock=utc_now
         )
     finally:
         await output.aclose()
         await context.aclose()
     verdict = "delivered" if outcome.ok else "FAILED"
     return {
-        **result, "ok": outcome.ok, "status": outcome.status, "answer": outcome.answer,
+        **result, "ok": outcome.ok, "status": outcome.code, "answer": outcome.answer,
         "attempts": outcome.attempts, "parts": outcome.parts,
-        "result": f"{verdict} — status {outcome.status} after {outcome.attempts} attempt(s)"
+        "result": f"{verdict} — status {outcome.code} after {outcome.attempts} attempt(s)"
         + (f", {outcome.parts} part(s)" if outcome.parts > 1 else "")
         + (f"; answer: {outcome.answer}" if outcome.answer else ""),
     }  # fmt: skip
 
 
-async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> bool:
+async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json: bool) -> bool:
     """Queue a manual delivery for each subscription and send them in this process."""
     config = settings()
     db = await open_database(config)
     context = make_context(config)
+    worker = Worker(db, context, renderer=renderer(), clock=utc_now, concurrency=config.concurrency)
     try:
         chosen = (
             [await subs.get(db, i) for i in ids]
@@ -141,6 +147,14 @@ async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> boo
         )
         if not chosen:
             raise ConfigError("no active subscriptions to send to")
+        paused = [s for s in chosen if s.status == subs.PAUSED]
+        if paused and not force:
+            raise ConfigError(
+                "; ".join(f"subscription {s.id} is paused ({s.paused_reason})" for s in paused)
+                + f"; resume it with 'briefing subscriptions resume {paused[0].id}', "
+                "or send to it all the same with --force"
+            )
+        await worker.check({s.kind for s in chosen})
         if dry_run:
             plan = [
                 {
@@ -159,20 +173,23 @@ async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> boo
             )
             return True
         now = utc_now()
-        rows = [outbox.new_row(s.id, now, now=now, trigger="manual") for s in chosen]
+        rows = [
+            outbox.new_row(
+                s.id, now, now=now,
+                trigger=Trigger.FORCED if s.status == subs.PAUSED else Trigger.MANUAL,
+            )
+            for s in chosen
+        ]  # fmt: skip
         row_ids = await outbox.insert(db, rows)
-        dispatcher = Dispatcher(
-            db, context, renderer=renderer(), clock=utc_now, concurrency=config.concurrency
-        )
-        await run_with_progress(dispatcher, row_ids, now)
-        await dispatcher.close()
+        await run_with_progress(worker, row_ids, now)
         views = [
             delivery_view(d) for d in await outbox.listing(db, ids=row_ids, limit=len(row_ids))
         ]
     finally:
+        await worker.close()
         await context.aclose()
         await db.close()
-    failed = [v for v in views if v["status"] not in (outbox.DELIVERED, outbox.SKIPPED)]
+    failed = [v for v in views if v["status"] not in (Status.DELIVERED, Status.SKIPPED)]
     counts = collections.Counter(v["status"] for v in views)
     summary = (
         f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed"
@@ -186,9 +203,9 @@ async def through_outbox(ids: list[int], *, dry_run: bool, as_json: bool) -> boo
     return not failed
 
 
-async def run_with_progress(dispatcher: Dispatcher, row_ids: list[int], period: datetime) -> None:
+async def run_with_progress(worker: Worker, row_ids: list[int], period: datetime) -> None:
     if not sys.stderr.isatty():
-        await dispatcher.until_done(row_ids, period=period)
+        await send_and_wait(worker, row_ids, period=period)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -196,6 +213,6 @@ async def run_with_progress(dispatcher: Dispatcher, row_ids: list[int], period: 
         "sending", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
     ) as progress:
         task = progress.add_task("send", total=len(row_ids))
-        await dispatcher.until_done(
-            row_ids, period=period, progress=lambda n: progress.advance(task, n)
+        await send_and_wait(
+            worker, row_ids, period=period, progress=lambda n: progress.advance(task, n)
         )

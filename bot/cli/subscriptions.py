@@ -18,6 +18,7 @@ from bot.cli.common import (
     table,
     with_database,
 )
+from bot.delivery import Status
 from bot.digest.compose import ReaderOptions, check_options
 from bot.errors import ConfigError
 from bot.outputs import Target, infer_kind, make_context, output_class
@@ -328,10 +329,10 @@ def subscriptions_remove(
 
 def delivery_view(d: outbox.Delivery) -> dict[str, Any]:
     return {
-        "id": d.id, "subscription": d.subscription_id, "delivery_id": d.delivery_key,
+        "id": d.id, "subscription": d.subscription_id, "delivery_id": d.delivery_id,
         "period": d.period.isoformat(), "trigger": d.trigger, "status": d.status,
         "attempts": d.attempts, "last_status": d.last_status, "answer": d.last_answer,
-        "next_attempt_at": d.next_attempt_at.isoformat() if d.status == outbox.PENDING and d.next_attempt_at else None,
+        "next_attempt_at": d.next_attempt_at.isoformat() if d.status == Status.PENDING and d.next_attempt_at else None,
         "window": [d.window_start.isoformat() if d.window_start else None,
                    d.window_end.isoformat() if d.window_end else None],
         "parts": d.parts,
@@ -361,8 +362,8 @@ def deliveries(
     as_json: AsJson = False,
 ) -> None:
     """The delivery log (and the queue): newest first."""
-    if status is not None and status not in outbox.STATUSES:
-        raise ConfigError(f"unknown status {status!r} (known: {', '.join(outbox.STATUSES)})")
+    if status is not None and status not in list(Status):
+        raise ConfigError(f"unknown status {status!r} (known: {', '.join(Status)})")
     found = with_database(
         lambda db: outbox.listing(db, subscription_id=subscription, status=status, limit=limit)
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from importlib.metadata import entry_points
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
-from bot.outputs.base import Output
+from bot.outputs.base import Output, OutputContext
 
 GROUP = "briefing.outputs"
 
@@ -46,3 +47,28 @@ def infer_kind(address: str) -> str:
             if host == known or host.endswith("." + known):
                 return name
     return "generic"
+
+
+class OutputPool:
+    """The outputs one process uses, each built once on a shared context."""
+
+    def __init__(self, context: OutputContext) -> None:
+        self.context = context
+        self._built: dict[str, Output] = {}
+
+    def get(self, kind: str) -> Output:
+        """The output for ``kind``; ``ConfigError`` if it is unknown or its settings are bad."""
+        if kind not in self._built:
+            self._built[kind] = output_class(kind)(self.context)
+        return self._built[kind]
+
+    def check(self, kinds: Iterable[str] | None = None) -> list[Output]:
+        """Build every output among ``kinds`` (all registered ones by default) now, so that
+        a bad setting stops the process before anything is sent."""
+        return [self.get(kind) for kind in sorted(output_classes() if kinds is None else kinds)]
+
+    async def aclose(self) -> None:
+        """Release what the outputs hold (pooled connections)."""
+        built, self._built = self._built, {}
+        for output in built.values():
+            await output.aclose()

@@ -18,20 +18,19 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.delivery import Outcome, Status, Trigger
 from bot.store.database import Database
 from bot.store.tables import deliveries
 
-PENDING, SENDING, DELIVERED, DEAD, SKIPPED = "pending", "sending", "delivered", "dead", "skipped"
-TERMINAL = (DELIVERED, DEAD, SKIPPED)
-STATUSES = (PENDING, SENDING, DELIVERED, DEAD, SKIPPED)
+UNSENT = (Trigger.MANUAL, Trigger.FORCED)
 
 
-def delivery_key(subscription_id: int, period: datetime, *, trigger: str = "scheduled") -> str:
+def delivery_id(subscription_id: int, period: datetime, *, trigger: Trigger) -> str:
     """The stable id of a delivery (``webhook-id``, ``Message-ID``) for its whole life."""
     stamp = period.strftime("%Y%m%dT%H%M%S")
-    if trigger == "manual":
-        stamp += period.strftime(".%f")
-    return f"dlv_{subscription_id}_{stamp}Z{'_manual' if trigger == 'manual' else ''}"
+    if trigger in UNSENT:  # manual sends may come in the same second
+        return f"dlv_{subscription_id}_{stamp}{period.strftime('.%f')}Z_manual"
+    return f"dlv_{subscription_id}_{stamp}Z"
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,11 @@ class Delivery:
     """One outbox row."""
 
     id: int
-    delivery_key: str
+    delivery_id: str
     subscription_id: int
     period: datetime
-    trigger: str
-    status: str
+    trigger: Trigger
+    status: Status
     attempts: int
     next_attempt_at: datetime | None
     lease_owner: str | None
@@ -62,7 +61,22 @@ class Delivery:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Delivery:
-        return cls(**dict(row))
+        values = dict(row)
+        values["status"] = Status(values["status"])
+        values["trigger"] = Trigger(values["trigger"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An outcome to record for a claimed row, with the window and state revision its digest
+    was composed from (None when it failed before that)."""
+
+    row_id: int
+    subscription_id: int
+    outcome: Outcome
+    window: tuple[datetime, datetime] | None = None
+    revision: str | None = None
 
 
 def new_row(
@@ -70,19 +84,19 @@ def new_row(
     period: datetime,
     *,
     now: datetime,
-    trigger: str = "scheduled",
-    status: str = PENDING,
+    trigger: Trigger = Trigger.SCHEDULED,
+    status: Status = Status.PENDING,
     note: str | None = None,
 ) -> dict[str, Any]:
     """Values for a new outbox row."""
     return {
-        "delivery_key": delivery_key(subscription_id, period, trigger=trigger),
+        "delivery_id": delivery_id(subscription_id, period, trigger=trigger),
         "subscription_id": subscription_id,
         "period": period,
         "trigger": trigger,
         "status": status,
         "attempts": 0,
-        "next_attempt_at": now if status == PENDING else None,
+        "next_attempt_at": now if status == Status.PENDING else None,
         "first_part": 0,
         "parts": 0,
         "last_answer": note,
@@ -115,12 +129,18 @@ async def claim(
     now: datetime,
     limit: int,
     lease: timedelta,
+    max_attempts: int,
     period: datetime | None = None,
 ) -> list[Delivery]:
-    """Take up to ``limit`` due rows for ``owner`` until ``now + lease``."""
+    """Take up to ``limit`` due rows for ``owner`` until ``now + lease``.
+
+    A row whose lease ran out after its last allowed attempt (its workers kept dying while
+    sending it) is not taken again: it ends dead.
+    """
+    lapsed = and_(deliveries.c.status == Status.SENDING, deliveries.c.lease_until < now)
     due = or_(
-        and_(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now),
-        and_(deliveries.c.status == SENDING, deliveries.c.lease_until < now),
+        and_(deliveries.c.status == Status.PENDING, deliveries.c.next_attempt_at <= now),
+        and_(lapsed, deliveries.c.attempts < max_attempts),
     )
     query = select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
     if period is not None:
@@ -128,6 +148,19 @@ async def claim(
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     async with db.engine.begin() as conn:
+        await conn.execute(
+            update(deliveries)
+            .where(lapsed, deliveries.c.attempts >= max_attempts)
+            .values(
+                status=Status.DEAD,
+                lease_owner=None,
+                lease_until=None,
+                last_status="error",
+                last_answer=f"given up: the worker sending it stopped {max_attempts} times "
+                "before recording an outcome",
+                updated_at=now,
+            )
+        )
         ids = list((await conn.execute(query)).scalars())
         if not ids:
             return []
@@ -136,7 +169,7 @@ async def claim(
                 update(deliveries)
                 .where(deliveries.c.id.in_(ids), due)
                 .values(
-                    status=SENDING,
+                    status=Status.SENDING,
                     lease_owner=owner,
                     lease_until=now + lease,
                     attempts=deliveries.c.attempts + 1,
@@ -153,7 +186,7 @@ def _held(ids: Sequence[int], owner: str) -> ColumnElement[bool]:
     return and_(
         deliveries.c.id.in_(list(ids)),
         deliveries.c.lease_owner == owner,
-        deliveries.c.status == SENDING,
+        deliveries.c.status == Status.SENDING,
     )
 
 
@@ -165,26 +198,60 @@ async def renew(db: Database, ids: Sequence[int], *, owner: str, until: datetime
         await conn.execute(update(deliveries).where(_held(ids, owner)).values(lease_until=until))
 
 
-async def record(db: Database, results: Sequence[dict[str, Any]], *, owner: str) -> None:
-    """Write outcomes in one statement; each dict has ``row_id`` plus the columns to set.
+async def record(db: Database, finished: Sequence[Finished], *, owner: str, now: datetime) -> None:
+    """Write outcomes in one transaction, one statement per kind of outcome.
 
     Only rows still leased by ``owner`` are touched, so a worker whose lease ran out cannot
     overwrite the work of the one that took the row over.
     """
-    if not results:
+    by_status: dict[Status, list[Finished]] = {}
+    for item in finished:
+        by_status.setdefault(item.outcome.status, []).append(item)
+    if not by_status:
         return
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for result in results:
-        groups.setdefault(tuple(sorted(set(result) - {"row_id"})), []).append(result)
     async with db.engine.begin() as conn:
-        for columns, group in groups.items():  # one statement per shape of outcome
-            statement = (
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("row_id"), deliveries.c.lease_owner == owner)
-                .values({c: bindparam(f"v_{c}") for c in columns})
-            )
-            params = [{"row_id": r["row_id"], **{f"v_{c}": r[c] for c in columns}} for r in group]
-            await conn.execute(statement, params)
+        for status, items in by_status.items():
+            await _mark(conn, status, items, owner=owner, now=now)
+
+
+_WRITTEN = {
+    Status.DELIVERED: ("delivered_at", "parts"),
+    Status.PENDING: ("next_attempt_at", "first_part"),
+    Status.DEAD: ("first_part",),
+    Status.SKIPPED: (),
+}
+
+
+async def _mark(
+    conn: AsyncConnection, status: Status, items: list[Finished], *, owner: str, now: datetime
+) -> None:
+    """Record outcomes of one status: what every outcome sets, plus that status's own."""
+    own = _WRITTEN[status]
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("row_id"), deliveries.c.lease_owner == owner)
+        .values(
+            status=status, lease_owner=None, lease_until=None, sent_by=owner, updated_at=now,
+            last_status=bindparam("v_code"), last_answer=bindparam("v_answer"),
+            window_start=func.coalesce(bindparam("v_start"), deliveries.c.window_start),
+            window_end=func.coalesce(bindparam("v_end"), deliveries.c.window_end),
+            state_revision=func.coalesce(bindparam("v_revision"), deliveries.c.state_revision),
+            **{column: bindparam(f"v_{column}") for column in own},
+        )
+    )  # fmt: skip
+    params = []
+    for item in items:
+        outcome, window = item.outcome, item.window or (None, None)
+        values = {
+            "delivered_at": now, "parts": outcome.parts, "first_part": outcome.parts,
+            "next_attempt_at": outcome.retry_at,
+        }  # fmt: skip
+        params.append({
+            "row_id": item.row_id, "v_code": outcome.code, "v_answer": outcome.answer[:2000],
+            "v_start": window[0], "v_end": window[1], "v_revision": item.revision,
+            **{f"v_{column}": values[column] for column in own},
+        })  # fmt: skip
+    await conn.execute(statement, params)
 
 
 async def release(db: Database, ids: Sequence[int], *, owner: str, now: datetime) -> None:
@@ -196,7 +263,7 @@ async def release(db: Database, ids: Sequence[int], *, owner: str, now: datetime
             update(deliveries)
             .where(_held(ids, owner))
             .values(
-                status=PENDING,
+                status=Status.PENDING,
                 lease_owner=None,
                 lease_until=None,
                 next_attempt_at=now,
@@ -213,27 +280,12 @@ async def last_windows(db: Database, subscription_ids: Iterable[int]) -> dict[in
         return {}
     query = (
         select(deliveries.c.subscription_id, func.max(deliveries.c.window_end))
-        .where(deliveries.c.subscription_id.in_(ids), deliveries.c.status == DELIVERED)
+        .where(deliveries.c.subscription_id.in_(ids), deliveries.c.status == Status.DELIVERED)
         .group_by(deliveries.c.subscription_id)
     )
     async with db.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return {int(sid): end for sid, end in rows if end is not None}
-
-
-async def recent_statuses(db: Database, subscription_id: int, *, limit: int) -> list[str]:
-    """Statuses of the subscription's latest finished deliveries, newest first."""
-    query = (
-        select(deliveries.c.status)
-        .where(
-            deliveries.c.subscription_id == subscription_id,
-            deliveries.c.status.in_([DELIVERED, DEAD]),
-        )
-        .order_by(deliveries.c.period.desc())
-        .limit(limit)
-    )
-    async with db.engine.connect() as conn:
-        return list((await conn.execute(query)).scalars())
 
 
 async def listing(

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.delivery import OPERATOR, Status
 from bot.errors import ConfigError
 from bot.store.database import Database
-from bot.store.tables import subscriptions
+from bot.store.tables import deliveries, subscriptions
 
 ACTIVE, PAUSED, REMOVED = "active", "paused", "removed"
 
@@ -137,15 +138,73 @@ async def set_status(
     reason: str | None = None,
     next_fire_at: datetime | None = None,
 ) -> Subscription:
-    """Pause, resume or remove; ``ConfigError`` if the subscription does not exist."""
+    """Pause, resume or remove; ``ConfigError`` if the subscription does not exist.
+
+    Pausing or removing skips every row still queued for the subscription, whatever its
+    trigger, in the same transaction; resuming does not bring them back.
+    """
     await get(db, subscription_id)
-    values: dict[str, Any] = {"status": status, "paused_reason": reason}
+    values: dict[str, Any] = {"status": status, "paused_reason": reason, "updated_at": now}
     if status == ACTIVE:
         values["next_fire_at"] = next_fire_at
-    await update_fields(db, subscription_id, now=now, **values)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values)
+        )
+        if status != ACTIVE:
+            await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.subscription_id == subscription_id,
+                    deliveries.c.status == Status.PENDING,
+                )
+                .values(
+                    status=Status.SKIPPED,
+                    last_answer=f"subscription {status}: {reason or 'no reason given'}",
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            )
     if status == REMOVED:
         return Subscription.from_row(await _row(db, subscription_id))
     return await get(db, subscription_id)
+
+
+async def pause_failing(
+    db: Database, subscription_ids: Iterable[int], *, in_a_row: int, now: datetime
+) -> dict[int, str]:
+    """Pause each active subscription among ``subscription_ids`` whose last ``in_a_row``
+    finished deliveries all died for a reason of the reader's (operator failures do not
+    count); return the paused ones with the reason."""
+    reason = f"the last {in_a_row} deliveries failed for good; resume it once the target works"
+    counted = and_(
+        deliveries.c.status.in_([Status.DELIVERED, Status.DEAD]),
+        or_(deliveries.c.last_status.is_(None), deliveries.c.last_status != OPERATOR),
+    )
+    paused: dict[int, str] = {}
+    for subscription_id in sorted(set(subscription_ids)):
+        query = (
+            select(deliveries.c.status)
+            .where(deliveries.c.subscription_id == subscription_id, counted)
+            .order_by(deliveries.c.period.desc())
+            .limit(in_a_row)
+        )
+        async with db.engine.connect() as conn:
+            recent = list((await conn.execute(query)).scalars())
+        if len(recent) == in_a_row and set(recent) == {Status.DEAD}:
+            sub = await by_ids(db, [subscription_id])
+            if sub and sub[0].status == ACTIVE:
+                await set_status(db, subscription_id, PAUSED, now=now, reason=reason)
+                paused[subscription_id] = reason
+    return paused
+
+
+async def by_token(db: Database, token: str) -> Subscription | None:
+    """The subscription (removed ones included) whose unsubscribe token is ``token``."""
+    async with db.engine.connect() as conn:
+        query = select(subscriptions).where(subscriptions.c.unsubscribe_token == token)
+        row = (await conn.execute(query)).mappings().first()
+    return Subscription.from_row(row) if row is not None else None
 
 
 async def _row(db: Database, subscription_id: int) -> RowMapping:

@@ -74,12 +74,11 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_key", String(120), nullable=False, unique=True),
+    Column("delivery_id", String(120), nullable=False, unique=True),
     Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=False),
     Column("period", UTCDateTime(), nullable=False),
-    Column("trigger", String(16), nullable=False),  # scheduled | manual | catch-up
-    # pending | sending | delivered | dead | skipped
-    Column("status", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),  # bot.delivery.Trigger
+    Column("status", String(16), nullable=False),  # bot.delivery.Status
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime(), nullable=True),
     Column("lease_owner", String(80), nullable=True),

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from bot.digest.render import DigestRenderer
 from bot.store import subscriptions as subs
 from bot.store.database import Database
-from bot.store.tables import subscriptions
 
 log = logging.getLogger("briefing.web")
 DB = web.AppKey("db", Database)
@@ -50,11 +49,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def _find(request: web.Request) -> subs.Subscription | None:
-    token = request.match_info["token"]
-    async with request.app[DB].engine.connect() as conn:
-        query = select(subscriptions).where(subscriptions.c.unsubscribe_token == token)
-        row = (await conn.execute(query)).mappings().first()
-    return subs.Subscription.from_row(row) if row is not None else None
+    return await subs.by_token(request.app[DB], request.match_info["token"])
 
 
 def _page(request: web.Request, status: int, **values: object) -> web.Response:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, text
 
+from bot.delivery import Outcome, Status, Trigger
 from bot.errors import ConfigError, StateError
 from bot.store import outbox, states
 from bot.store import subscriptions as subs
@@ -67,7 +68,7 @@ async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"subscriptions", "deliveries", "state_revisions"} <= names
-    assert version == "0002"
+    assert version == "0003"
 
 
 async def test_outbox_key_is_unique_per_subscription_and_period(db) -> None:
@@ -77,7 +78,7 @@ async def test_outbox_key_is_unique_per_subscription_and_period(db) -> None:
     second = await outbox.insert(db, [outbox.new_row(sub.id, period, now=NOW)] * 2)
     assert len(first) == 1 and second == []
     (row,) = await outbox.listing(db, subscription_id=sub.id)
-    assert row.delivery_key == f"dlv_{sub.id}_20260105T070000Z" and row.period == period
+    assert row.delivery_id == f"dlv_{sub.id}_20260105T070000Z" and row.period == period
 
 
 async def test_claims_are_exclusive_and_leases_expire(db) -> None:
@@ -86,21 +87,24 @@ async def test_claims_are_exclusive_and_leases_expire(db) -> None:
         db, [outbox.new_row(sub.id, NOW + timedelta(minutes=i), now=NOW) for i in range(10)]
     )
     lease = timedelta(seconds=60)
-    a = await outbox.claim(db, owner="a", now=NOW, limit=6, lease=lease)
-    b = await outbox.claim(db, owner="b", now=NOW, limit=6, lease=lease)
+    a = await outbox.claim(db, owner="a", now=NOW, limit=6, lease=lease, max_attempts=8)
+    b = await outbox.claim(db, owner="b", now=NOW, limit=6, lease=lease, max_attempts=8)
     assert len(a) == 6 and len(b) == 4 and not {r.id for r in a} & {r.id for r in b}
     assert (
-        await outbox.claim(db, owner="c", now=NOW + timedelta(seconds=30), limit=10, lease=lease)
+        await outbox.claim(
+            db, owner="c", now=NOW + timedelta(seconds=30), limit=10, lease=lease, max_attempts=8
+        )
         == []
     )
     # a renewed lease holds; an expired one is taken over
     await outbox.renew(db, [r.id for r in a], owner="a", until=NOW + timedelta(minutes=5))
     taken = await outbox.claim(
-        db, owner="c", now=NOW + timedelta(seconds=61), limit=10, lease=lease
+        db, owner="c", now=NOW + timedelta(seconds=61), limit=10, lease=lease, max_attempts=8
     )
     assert {r.id for r in taken} == {r.id for r in b} and all(r.attempts == 2 for r in taken)
     # the old owner can no longer record over the new one's work
-    await outbox.record(db, [{"row_id": b[0].id, "status": "delivered"}], owner="b")
+    done = outbox.Finished(b[0].id, sub.id, Outcome(Status.DELIVERED, "ok", "200", 1))
+    await outbox.record(db, [done], owner="b", now=NOW)
     (row,) = await outbox.listing(db, ids=[b[0].id])
     assert row.status == "sending" and row.lease_owner == "c"
 
@@ -108,9 +112,13 @@ async def test_claims_are_exclusive_and_leases_expire(db) -> None:
 async def test_release_returns_rows_to_the_queue(db) -> None:
     sub = await subs.add(db, new_sub(), now=NOW)
     await outbox.insert(db, [outbox.new_row(sub.id, NOW, now=NOW)])
-    (row,) = await outbox.claim(db, owner="a", now=NOW, limit=1, lease=timedelta(minutes=1))
+    (row,) = await outbox.claim(
+        db, owner="a", now=NOW, limit=1, lease=timedelta(minutes=1), max_attempts=8
+    )
     await outbox.release(db, [row.id], owner="a", now=NOW)
-    (again,) = await outbox.claim(db, owner="b", now=NOW, limit=1, lease=timedelta(minutes=1))
+    (again,) = await outbox.claim(
+        db, owner="b", now=NOW, limit=1, lease=timedelta(minutes=1), max_attempts=8
+    )
     assert again.id == row.id and again.attempts == 1
 
 
@@ -179,3 +187,68 @@ def test_head_matches_alembic() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD
+
+
+async def test_manual_sends_in_the_same_second_get_their_own_ids(db) -> None:
+    sub = await subs.add(db, new_sub(), now=NOW)
+    first, second = NOW.replace(microsecond=1), NOW.replace(microsecond=2)
+    ids = await outbox.insert(
+        db,
+        [
+            outbox.new_row(sub.id, first, now=NOW, trigger=Trigger.MANUAL),
+            outbox.new_row(sub.id, second, now=NOW, trigger=Trigger.MANUAL),
+        ],
+    )
+    rows = await outbox.listing(db, ids=ids)
+    assert len(rows) == 2 and len({r.delivery_id for r in rows}) == 2
+
+
+async def test_claims_take_only_the_period_asked_for(db) -> None:
+    sub = await subs.add(db, new_sub(), now=NOW)
+    other = NOW + timedelta(hours=1)
+    await outbox.insert(
+        db, [outbox.new_row(sub.id, NOW, now=NOW), outbox.new_row(sub.id, other, now=NOW)]
+    )
+    lease = timedelta(minutes=1)
+    (row,) = await outbox.claim(
+        db, owner="a", now=NOW, limit=10, lease=lease, max_attempts=8, period=other
+    )
+    assert row.period == other
+    (rest,) = await outbox.claim(db, owner="a", now=NOW, limit=10, lease=lease, max_attempts=8)
+    assert rest.period == NOW
+
+
+async def test_a_row_whose_workers_keep_dying_ends_dead(db) -> None:
+    sub = await subs.add(db, new_sub(), now=NOW)
+    (row_id,) = await outbox.insert(db, [outbox.new_row(sub.id, NOW, now=NOW)])
+    lease, moment = timedelta(seconds=10), NOW
+    for attempt in (1, 2):
+        (row,) = await outbox.claim(
+            db, owner=f"w{attempt}", now=moment, limit=1, lease=lease, max_attempts=2
+        )
+        assert row.attempts == attempt  # claimed, then the worker dies without recording
+        moment += timedelta(seconds=11)
+    assert (
+        await outbox.claim(db, owner="w3", now=moment, limit=1, lease=lease, max_attempts=2) == []
+    )
+    (row,) = await outbox.listing(db, ids=[row_id])
+    assert row.status == "dead" and row.attempts == 2 and row.lease_owner is None
+    assert "stopped 2 times" in (row.last_answer or "")
+
+
+async def test_pausing_or_removing_skips_every_queued_row(db) -> None:
+    paused = await subs.add(db, new_sub(), now=NOW)
+    removed = await subs.add(db, new_sub(), now=NOW)
+    rows = [
+        outbox.new_row(paused.id, NOW, now=NOW),
+        outbox.new_row(paused.id, NOW + timedelta(seconds=1), now=NOW, trigger=Trigger.MANUAL),
+        outbox.new_row(removed.id, NOW, now=NOW, trigger=Trigger.CATCH_UP),
+    ]
+    ids = await outbox.insert(db, rows)
+    await subs.set_status(db, paused.id, subs.PAUSED, now=NOW, reason="on holiday")
+    await subs.set_status(db, removed.id, subs.REMOVED, now=NOW, reason="removed")
+    found = {r.id: r for r in await outbox.listing(db, ids=ids)}
+    assert [found[i].status for i in ids] == ["skipped"] * 3
+    assert found[ids[1]].last_answer == "subscription paused: on holiday"
+    await subs.set_status(db, paused.id, subs.ACTIVE, now=NOW)
+    assert {r.status for r in await outbox.listing(db, ids=ids)} == {"skipped"}
