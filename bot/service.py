@@ -99,7 +99,12 @@ async def serve(
         stack.push_async_callback(context.aclose)
         renderer = DigestRenderer(templates_dir=settings.templates_dir)
         worker = Worker(
-            db, context, renderer=renderer, clock=clock, concurrency=settings.concurrency
+            db,
+            context,
+            renderer=renderer,
+            clock=clock,
+            concurrency=settings.concurrency,
+            send_timeout=settings.send_timeout.total_seconds(),
         )
         stack.push_async_callback(worker.close)
         await worker.check()  # an operator's mistake stops here, before anything is sent

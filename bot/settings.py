@@ -53,11 +53,12 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     catchup: timedelta = Field(default=timedelta(hours=6))
     concurrency: int = Field(default=64, ge=1, le=4096)
+    send_timeout: timedelta = Field(default=timedelta(minutes=5))
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
 
-    @field_validator("catchup", mode="before")
+    @field_validator("catchup", "send_timeout", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value)

@@ -138,7 +138,14 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
     config = settings()
     db = await open_database(config)
     context = make_context(config)
-    worker = Worker(db, context, renderer=renderer(), clock=utc_now, concurrency=config.concurrency)
+    worker = Worker(
+        db,
+        context,
+        renderer=renderer(),
+        clock=utc_now,
+        concurrency=config.concurrency,
+        send_timeout=config.send_timeout.total_seconds(),
+    )
     try:
         chosen = (
             [await subs.get(db, i) for i in ids]

@@ -284,6 +284,13 @@ class EmailOutput(Output):
                 raise (RetryableDeliveryError if retryable else PermanentDeliveryError)(
                     f"SMTP refused the recipient: {reason}", status=codes[0] if codes else None
                 ) from exc
+            except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused) as exc:
+                what = (
+                    "refused the login (BRIEFING_SMTP_USERNAME, BRIEFING_SMTP_PASSWORD)"
+                    if isinstance(exc, aiosmtplib.SMTPAuthenticationError)
+                    else "refused the sender (BRIEFING_MAIL_FROM)"
+                )
+                raise ConfigError(f"the SMTP server {what}: {exc.code} {exc.message}") from exc
             except aiosmtplib.SMTPResponseException as exc:
                 error = RetryableDeliveryError if 400 <= exc.code < 500 else PermanentDeliveryError
                 raise error(f"SMTP {exc.code}: {exc.message}", status=exc.code) from exc

@@ -215,6 +215,36 @@ async def test_starttls_with_auth(tmp_path, renderer, digest) -> None:
     assert seen == [("bot", "s3cret")] and len(handler.messages) == 1
 
 
+async def test_a_refused_login_is_the_operators_problem(tmp_path, renderer, digest) -> None:
+    """Wrong SMTP credentials are a setting to fix, not a reader's failure: a ConfigError,
+    which the worker retries without counting it against the subscription."""
+    from aiosmtpd.smtp import AuthResult
+
+    refused = AuthResult(success=False, handled=False, message="535 5.7.8 Bad credentials")
+    controller, handler = start_smtp(authenticator=lambda *args: refused, auth_require_tls=False)
+    try:
+        output = output_class("email")(
+            email_context(
+                tmp_path,
+                smtp_host="127.0.0.1",
+                smtp_port=controller.port,
+                smtp_security="none",
+                smtp_username="bot",
+                smtp_password="wrong",
+            )
+        )
+        with pytest.raises(ConfigError, match=r"refused the login \(BRIEFING_SMTP_USERNAME"):
+            await output.send(
+                Target("email", "r@example.org"),
+                message_for(renderer, digest, "email"),
+                envelope=Envelope("d"),
+            )
+        await output.aclose()
+    finally:
+        controller.stop()
+    assert handler.messages == []
+
+
 async def test_dkim_signature_verifies(tmp_path, smtp, renderer, digest) -> None:
     port, handler = smtp
     key, key_path, _ = make_key_and_cert(tmp_path)
