@@ -2,7 +2,8 @@
 
 Templates come from ``BRIEFING_TEMPLATES_DIR`` first (a user's overrides, any subset of
 the files), then from the built-in ``templates/``. Every template runs in Jinja2's
-sandbox; HTML templates are autoescaped, so state text can never become markup.
+sandbox; HTML templates, and what they import, are autoescaped, and every chat dialect
+escapes state text its own way, so state text never becomes markup, a link or a mention.
 """
 
 from __future__ import annotations
@@ -10,11 +11,18 @@ from __future__ import annotations
 import json
 import re
 import traceback
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+)
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -32,7 +40,19 @@ FORMATS: dict[str, str] = {
 }
 CHUNK_BREAK = "\x1e"
 JSON_FORMAT = "json"
+_HTML_IMPORT = "@html"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
+# Block markup that only counts at the start of a line: headings, lists, setext underlines.
+_MARKDOWN_LINE_MARK = re.compile(r"^([ \t]*)([-+=#])", re.MULTILINE)
+_MARKDOWN_LINE_NUMBER = re.compile(r"^([ \t]*\d{1,9})([.)])", re.MULTILINE)
+_ZERO_WIDTH = "\u200b"
+# Look-alikes for the emphasis and code characters of dialects that have no escapes.
+_LOOKALIKES = str.maketrans({"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb"})
+_FULLWIDTH_BRACKETS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
+# `](` `]:` `][` make links, `<` autolinks, HTML and <at> mentions, `{{` card functions.
+_TEAMS_BREAK_AFTER = re.compile(r"([\]<{@])")
+_TEAMS_LINE_START = re.compile(r"^(?=[ \t]*(?:[-+=#>|]|\d{1,9}[.)]))", re.MULTILINE)
+_URL_UNSAFE = re.compile(r"[\s<>()\[\]{}\"'`|\\]")
 
 
 def builtin_templates_dir() -> Path:
@@ -42,8 +62,11 @@ def builtin_templates_dir() -> Path:
 
 
 def escape_markdown(value: object) -> str:
-    """Escape characters that markdown would read as formatting or links."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    """Escape characters that markdown would read as formatting or links, and the marks
+    that make a heading or a list at the start of a line."""
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    text = _MARKDOWN_LINE_MARK.sub(r"\1\\\2", text)
+    return _MARKDOWN_LINE_NUMBER.sub(r"\1\\\2", text)
 
 
 def escape_chat(value: object) -> str:
@@ -51,9 +74,43 @@ def escape_chat(value: object) -> str:
     return escape_markdown(value).replace("@", "@\u200b")
 
 
-def escape_slack(value: object) -> str:
-    """Slack mrkdwn: ``&``, ``<`` and ``>`` are the characters that make links and mentions."""
+def _slack_entities(value: object) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_slack(value: object) -> str:
+    """Slack mrkdwn: ``&``, ``<`` and ``>`` (links and mentions) become entities; ``*``,
+    ``_``, ``~`` and backticks, which mrkdwn cannot escape, become look-alikes; ``@``
+    mentions are made inert as for the other chat dialects."""
+    return _slack_entities(value).translate(_LOOKALIKES).replace("@", "@" + _ZERO_WIDTH)
+
+
+def escape_teams(value: object) -> str:
+    """Adaptive Card text: a markdown subset with no escapes and no HTML.
+
+    Emphasis and code characters become look-alikes; an invisible zero-width space after
+    ``]``, ``<``, ``{`` and ``@`` breaks links (``](``), autolinks, ``<at>`` mentions and
+    ``{{DATE()}}`` functions; one at the start of a line stops a list, heading or quote.
+    """
+    text = str(value).translate(_LOOKALIKES)
+    text = _TEAMS_BREAK_AFTER.sub(r"\1" + _ZERO_WIDTH, text)
+    return _TEAMS_LINE_START.sub(_ZERO_WIDTH, text)
+
+
+def _chat_link(url: str | None, title: object) -> str:
+    href = _safe_url(url)
+    return f"[{escape_chat(title)}]({href})" if href else escape_chat(title)
+
+
+def _teams_link(url: str | None, title: object) -> str:
+    href = _safe_url(url)
+    text = escape_teams(str(title).translate(_FULLWIDTH_BRACKETS))
+    return f"[{text}]({href})" if href else text
+
+
+def _slack_link(url: str | None, title: object) -> str:
+    href = _safe_url(url)
+    return f"<{_slack_entities(href)}|{escape_slack(title)}>" if href else escape_slack(title)
 
 
 _DIALECTS: dict[str, dict[str, Any]] = {
@@ -61,25 +118,19 @@ _DIALECTS: dict[str, dict[str, Any]] = {
         "esc": escape_chat,
         "b": lambda s: f"**{s}**",
         "i": lambda s: f"_{s}_",
-        "link": lambda url, title: (
-            f"[{escape_chat(title)}]({url})" if _safe_url(url) else escape_chat(title)
-        ),
+        "link": _chat_link,
     },
-    "teams": {  # Adaptive Card text: a markdown subset with no escapes, and no HTML
-        "esc": str,
+    "teams": {
+        "esc": escape_teams,
         "b": lambda s: f"**{s}**",
         "i": lambda s: f"_{s}_",
-        "link": lambda url, title: f"[{title}]({url})" if _safe_url(url) else str(title),
+        "link": _teams_link,
     },
     "slack": {
         "esc": escape_slack,
         "b": lambda s: f"*{s}*",
         "i": lambda s: f"_{s}_",
-        "link": lambda url, title: (
-            f"<{escape_slack(url)}|{escape_slack(title)}>"
-            if _safe_url(url)
-            else escape_slack(title)
-        ),
+        "link": _slack_link,
     },
 }
 
@@ -99,9 +150,9 @@ class DigestRenderer:
             if not templates_dir.is_dir():
                 raise ConfigError(f"BRIEFING_TEMPLATES_DIR {templates_dir} is not a directory")
             search.insert(0, templates_dir)
-        self._env = SandboxedEnvironment(
-            loader=FileSystemLoader(search),
-            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        self._env = _TemplateEnvironment(
+            loader=_TemplateLoader(search),
+            autoescape=_is_html,
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -159,5 +210,37 @@ def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:
 
 
 def _safe_url(url: str | None) -> str | Markup:
-    """Only http(s) links reach a template's href; anything else becomes empty."""
-    return url if url and re.match(r"^https?://", url) else ""
+    """Only http(s) links reach a template's href; anything else becomes empty. Characters
+    that could end a link in markdown or mrkdwn (brackets, quotes, ``|``…) are
+    percent-encoded, which leaves the address the same."""
+    if not url or not re.match(r"^https?://", url):
+        return ""
+    return _URL_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), url)
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name and name.endswith((".html.j2", _HTML_IMPORT)))
+
+
+class _TemplateEnvironment(SandboxedEnvironment):
+    """The sandbox, where a template imported or included by an HTML template is compiled
+    autoescaped as well.
+
+    Jinja decides escaping per template file, and marks what a macro returns as safe when
+    its caller escapes: a macro from a plain file (``_macros.j2``) would otherwise hand
+    state text to HTML unescaped. Such imports load under the name ``NAME@html``.
+    """
+
+    def join_path(self, template: str, parent: str) -> str:
+        if _is_html(parent) and not _is_html(template):
+            return template + _HTML_IMPORT
+        return template
+
+
+class _TemplateLoader(FileSystemLoader):
+    """Finds ``NAME@html`` as ``NAME`` (the HTML-escaped compilation of a shared file)."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        return super().get_source(environment, template.removesuffix(_HTML_IMPORT))

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
+import re
+import shutil
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
+from bot.digest import Digest, ReaderOptions, Window, compose
 from bot.errors import (
     ConfigError,
     DeliveryError,
@@ -25,7 +38,9 @@ from bot.outputs import (
 )
 from bot.outputs.registry import output_classes
 from bot.outputs.webhooks import new_secret
-from tests.outputs.conftest import FAST, message_for, settings_for
+from bot.state import State, load_state
+from tests.conftest import SEED_STATE
+from tests.outputs.conftest import FAST, NOW, message_for, settings_for
 from tests.receivers import reply, reply_json
 
 KINDS = ["generic", "slack", "discord", "teams", "mattermost", "email"]
@@ -242,3 +257,317 @@ def test_delivery_errors_share_one_tree() -> None:
     assert issubclass(RetryableDeliveryError, DeliveryError) and issubclass(
         PermanentDeliveryError, DeliveryError
     )
+
+
+# ── State text never becomes a link, a mention or markup, whatever the output ─────────────
+
+HOSTILE = [
+    "[EVILLINK](https://evil.example/a)",
+    "![EVILIMG](https://evil.example/i.png)",
+    "[EVILREF][r]",
+    "<https://evil.example/auto>",
+    "<javascript:alert(1)>",
+    "[EVILJS](javascript:alert(1))",
+    "javascript:alert(1)",
+    "<script>alert(1)</script>",
+    "<b>EVILTAG</b>",
+    '<img src=x onerror="alert(1)">',
+    "<at>Everyone</at>",
+    "@everyone",
+    "@here",
+    "@channel",
+    "@all",
+    "<!channel>",
+    "<!here>",
+    "<@U123>",
+    "<@&456>",
+    "<#C789>",
+    "{{ 7*191 }}",
+    "{% if true %}JINJA{% endif %}",
+    "{{DATE(2025-12-02T06:00:00Z,SHORT)}}",
+    "${7*191}",
+    "**BOLDED**",
+    "__BOLDED2__",
+    "*ITALIC*",
+    "_ITALIC2_",
+    "~~STRUCK~~",
+    "`CODED`",
+    "||SPOILER||",
+]
+# What only counts at the start of a line (summaries span lines), each its own paragraph.
+HOSTILE_LINES = [
+    "[r]: https://evil.example/ref",
+    "- LISTED",
+    "1. NUMBERED",
+    "# HEADED",
+    "> QUOTED",
+    "TITLED\n===",
+]
+HOSTILE_URL = "https://news.example/r)[EVILURL](https://evil.example/u"
+# Hosts and schemes a link in a message may have: the bot's own links, never state text's.
+EVIL_HOSTS = {"evil.example"}
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060"), None)
+# Glyphs outputs may use in place of markup characters; a reader sees the same character.
+LOOKALIKES = str.maketrans({"∗": "*", "＿": "_", "∼": "~", "ˋ": "`", "［": "[", "］": "]"})
+# Markdown tokens that are markup besides every *_open (paragraphs aside: a longer text
+# may be split into more messages, hence more paragraphs).
+MARKUP_TOKENS = {"code_inline", "html_inline", "html_block", "image", "hr", "fence", "code_block"}
+MENTIONS = re.compile(r"@(everyone|here|channel|all)\b|(?<!\\)<[@#!]|<at>", re.IGNORECASE)
+
+
+def one_liners(words: list[str], size: int = 190) -> list[str]:
+    """``words`` joined into one-line texts of at most ``size`` characters."""
+    lines = [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > size:
+            lines.append("")
+        lines[-1] = f"{lines[-1]} {word}".strip()
+    return lines
+
+
+def hostile_state(directory: Path, words: list[str], lines: list[str], url: str) -> State:
+    """The seed state plus a topic, actors, a source and developments whose every text
+    field holds ``words`` (the summaries ``lines`` too, one a line)."""
+    shutil.copytree(SEED_STATE, directory)
+    texts = one_liners(words)
+
+    def line(n: int) -> dict[str, str]:
+        text = texts[n % len(texts)]
+        return {"en": text, "fr": text}
+
+    summary = "\n".join(["Summary:", *words]) + "\n\n" + "\n\n".join(lines)
+    paragraphs = {"en": summary, "fr": summary}
+    story = (directory / "story.yaml").read_text(encoding="utf-8")
+    story = story.replace("en: US–Russia–Ukraine peace talks", f"en: {json.dumps(texts[0])}")
+    (directory / "story.yaml").write_text(story, encoding="utf-8")
+    base = {"recorded": "2025-12-02T13:00:00Z", "topic": "hostile", "sources": ["hostile-src"]}
+    extra = {
+        "topics": [{"id": "hostile", "name": line(1), "status": paragraphs}],
+        "actors": [
+            {"id": "hostile-one", "kind": "person", "name": line(2), "role": line(3)},
+            {"id": "hostile-two", "kind": "group", "name": line(4)},
+        ],
+        "sources": [
+            {
+                "id": "hostile-src",
+                "title": line(5),
+                "publisher": line(6),
+                "published": "2025-12-02",
+                "language": "en",
+                "url": url,
+            }
+        ],
+        "developments": [
+            {
+                **base,
+                "id": "hostile-new",
+                "when": {"at": "2025-12-02"},
+                "standing": "claimed",
+                "importance": 5,
+                "reported_by": ["hostile-one", "hostile-two"],
+                "title": line(7),
+                "summary": paragraphs,
+                "figures": [{"label": line(8), "value": 3, "unit": "length-kilometer"}],
+            },
+            {
+                **base,
+                "id": "hostile-contested",
+                "when": {"at": "2025-12-02"},
+                "standing": "contested",
+                "title": line(9),
+                "summary": paragraphs,
+                "sides": [
+                    {"actor": "hostile-one", "position": paragraphs},
+                    {"actor": "hostile-two", "position": line(10)},
+                ],
+            },
+            {
+                **base,
+                "id": "hostile-expected",
+                "when": {"at": "2025-12-20"},
+                "standing": "expected",
+                "title": line(11),
+                "summary": paragraphs,
+            },
+        ],
+    }
+    (directory / "zz_hostile.yaml").write_text(
+        yaml.safe_dump(extra, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    return load_state(directory)
+
+
+@pytest.fixture(scope="module")
+def hostile_digests(tmp_path_factory) -> tuple[Digest, Digest]:
+    """The hostile digest, and the same with every hostile string replaced by a plain word."""
+    tame_words = [f"plain{n}" for n in range(len(HOSTILE))]
+    tame_lines = [f"line{n}\nline{n}" for n in range(len(HOSTILE_LINES))]
+    states = [
+        hostile_state(
+            tmp_path_factory.mktemp("hostile") / "s", HOSTILE, HOSTILE_LINES, HOSTILE_URL
+        ),
+        hostile_state(
+            tmp_path_factory.mktemp("tame") / "s", tame_words, tame_lines, "https://news.example/r"
+        ),
+    ]
+    options = ReaderOptions(timezone="Europe/Paris")
+    hostile, tame = (compose(s, options, Window.ending(NOW)) for s in states)
+    assert any(d.id == "hostile-new" for s in hostile.sections for d in s.new)
+    assert hostile.watch_next and any(s.contested for s in hostile.sections)
+    return hostile, tame
+
+
+@dataclass
+class Seen:
+    """What a reader's client makes of a payload: the text shown, the links, the markup."""
+
+    shown: str = ""
+    links: list[str] = field(default_factory=list)
+    markup: Counter[str] = field(default_factory=Counter)
+    raw: str = ""
+
+    def add(self, other: Seen) -> None:
+        self.shown += other.shown + "\n"
+        self.links += other.links
+        self.markup += other.markup
+        self.raw += other.raw + "\n"
+
+
+def markdown_seen(text: str, *, chat: bool = True, escapes: bool = True) -> Seen:
+    """CommonMark (with ~~strikethrough~~), as Discord, Mattermost and markdown readers do;
+    ``escapes=False`` for Adaptive Cards, which have no backslash escapes. ``chat``: a chat
+    client also reads mentions in it."""
+    parser = MarkdownIt("commonmark").enable("strikethrough")
+    if not escapes:
+        parser.disable("escape")
+    seen = Seen(raw=text if chat else "")
+
+    def walk(tokens: list[Token]) -> None:
+        for token in tokens:
+            if token.type == "link_open":
+                seen.links.append(str(token.attrs["href"]))
+            if token.type in ("text", "code_inline"):
+                seen.shown += token.content
+            elif token.type in ("softbreak", "hardbreak") or token.block:
+                seen.shown += "\n"
+            if token.type in MARKUP_TOKENS or (
+                token.type.endswith("_open") and token.type != "paragraph_open"
+            ):
+                seen.markup[token.type] += 1
+            if token.children and token.type != "image":
+                walk(token.children)
+
+    walk(parser.parse(text))
+    return seen
+
+
+def html_seen(html: str) -> Seen:
+    seen = Seen()
+
+    class Reader(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            seen.markup[tag] += 1
+            seen.markup.update(f"@{name}" for name, _ in attrs if name.startswith("on"))
+            seen.links += [value or "" for name, value in attrs if name in ("href", "src")]
+            if tag == "br":
+                seen.shown += "\n"
+
+        def handle_data(self, data: str) -> None:
+            seen.shown += data
+
+    Reader(convert_charrefs=True).feed(html)
+    return seen
+
+
+def slack_seen(text: str) -> Seen:
+    """Slack mrkdwn: ``<url|text>`` links and ``<!…>``/``<@…>`` mentions; *b* _i_ ~s~ `c`."""
+    seen = Seen(raw=text)
+    for match in re.finditer(r"<([^>|]*)(?:\|([^>]*))?>", text):
+        seen.links.append(match.group(1))
+    seen.markup.update(c for c in text if c in "<*_~`")
+    shown = re.sub(r"<[^>|]*\|([^>]*)>", r"\1", text)
+    seen.shown = shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return seen
+
+
+def plain_seen(text: str) -> Seen:
+    return Seen(shown=text)
+
+
+def payload_seen(kind: str, payload: dict) -> Seen:
+    seen = Seen()
+    if kind == "generic":
+        seen.add(markdown_seen(payload["markdown"], chat=False))
+        seen.add(html_seen(payload["html"]))
+        seen.add(plain_seen(payload["text"]))
+    elif kind == "slack":
+        seen.add(slack_seen(payload["text"]))
+        for block in payload["blocks"]:
+            if block["type"] == "section":
+                seen.add(slack_seen(block["text"]["text"]))
+    elif kind == "discord":
+        assert payload["allowed_mentions"] == {"parse": []}
+        seen.add(markdown_seen(payload["content"]))
+        for embed in payload["embeds"]:
+            seen.add(markdown_seen(embed["title"]))
+            seen.add(markdown_seen(embed["description"]))
+    elif kind == "teams":
+        card = payload["attachments"][0]["content"]
+        assert "entities" not in card.get("msteams", {})  # no <at> mention can resolve
+        for block in card["body"]:
+            seen.add(markdown_seen(block["text"], escapes=False))
+            assert "{{" not in block["text"]  # Adaptive Card {{DATE()}}/{{TIME()}} functions
+    else:
+        seen.add(markdown_seen(payload["text"]))
+    return seen
+
+
+def email_seen(raw: bytes) -> Seen:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = str(message["Subject"])
+    assert "\n" not in subject and "\r" not in subject
+    seen = plain_seen(subject)
+    for kind, read in (("plain", plain_seen), ("html", html_seen)):
+        part = message.get_body((kind,))
+        assert part is not None, kind
+        seen.add(read(part.get_content().replace("\r\n", "\n")))
+    return seen
+
+
+async def sent(channel: Channel, renderer, digest: Digest, receiver, smtp) -> Seen:
+    """Send ``digest`` through the channel to its real local receiver; what arrived."""
+    kind = channel.ok.kind
+    before = len(receiver.hits("/ok"))
+    await channel.output.send(
+        channel.ok, message_for(renderer, digest, kind), envelope=Envelope(f"dlv_{kind}")
+    )
+    seen = Seen()
+    if kind == "email":
+        seen.add(email_seen(bytes(smtp[1].messages[-1].content)))
+    for request in receiver.hits("/ok")[before:]:
+        seen.add(payload_seen(kind, request.json()))
+    return seen
+
+
+@pytest.mark.parametrize("channel", KINDS, indirect=True)
+async def test_state_text_never_becomes_a_link_mention_or_markup(
+    channel: Channel, renderer, hostile_digests, receiver, smtp
+) -> None:
+    hostile, tame = hostile_digests
+    attacked = await sent(channel, renderer, hostile, receiver, smtp)
+    plain = await sent(channel, renderer, tame, receiver, smtp)
+    # no link from state text: every link goes where the bot's own links go
+    for link in attacked.links:
+        parts = urlsplit(link)
+        assert parts.scheme in ("http", "https", "mailto"), link
+        assert parts.hostname not in EVIL_HOSTS, link
+    assert len(attacked.links) == len(plain.links), (attacked.links, plain.links)
+    # no markup from state text: exactly the markup the same digest has with plain words
+    assert attacked.markup == plain.markup, attacked.markup - plain.markup
+    # no mention: nothing a client would read as @everyone, <!channel>, <@U123> or <at>
+    assert not MENTIONS.findall(attacked.raw), MENTIONS.findall(attacked.raw)[:5]
+    # and the reader still sees the text as written (templates not evaluated, nothing lost)
+    shown = attacked.shown.translate(INVISIBLE).translate(LOOKALIKES)
+    missing = [text for text in [*HOSTILE, *HOSTILE_LINES] if text not in shown]
+    assert not missing, missing
+    assert "1337" not in shown

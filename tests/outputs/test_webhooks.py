@@ -282,3 +282,41 @@ def test_each_chat_dialect_marks_up_its_own_way(renderer, digest) -> None:
         "Source: [report-2025-12-02]" in teams and "\\[" not in teams
     )  # Adaptive Cards show backslashes
     assert "Source: \\[report-2025-12-02\\]" in chat  # markdown escapes for Discord and Mattermost
+
+
+async def test_teams_card_shows_a_hostile_title_as_text_and_keeps_source_links(
+    state_dir, receiver, context, renderer
+) -> None:
+    from bot.digest import ReaderOptions, Window, compose
+    from bot.state import load_state
+    from tests.conftest import extra_development, write_developments
+    from tests.outputs.conftest import NOW
+
+    title = "[x](https://evil.example) <script> **loud** @everyone"
+    write_developments(
+        state_dir,
+        extra_development("hostile", title_en=title, recorded="2025-12-02T13:00:00Z"),
+    )
+    sources = (state_dir / "sources.yaml").read_text(encoding="utf-8")
+    (state_dir / "sources.yaml").write_text(
+        sources.replace(
+            "    language: fr\n", "    language: fr\n    url: https://news.example/report\n", 1
+        ),
+        encoding="utf-8",
+    )
+    digest = compose(
+        load_state(state_dir), ReaderOptions(timezone="Europe/Paris"), Window.ending(NOW)
+    )
+    url = receiver.on("/teams-hostile")
+    await output_class("teams")(context).send(
+        Target("teams", url), message_for(renderer, digest, "teams"), envelope=Envelope("dlv_h")
+    )
+    (request,) = receiver.hits("/teams-hostile")
+    text = "\n".join(b["text"] for b in request.json()["attachments"][0]["content"]["body"])
+    # the title reads the same, but `](` and `<s` are broken by a zero-width space and the
+    # emphasis marks are look-alikes: no link, tag or bold from state text
+    zw = "\u200b"
+    assert f"[x]{zw}(https://evil.example) <{zw}script> ∗∗loud∗∗ @{zw}everyone" in text
+    assert "](https://evil.example" not in text and "<script" not in text
+    # the bot's own link to a source stays a live link
+    assert "](https://news.example/report)" in text
