@@ -12,14 +12,15 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
-from httpx_aiohttp import AiohttpTransport
 
 from bot.errors import PermanentDeliveryError, RetryableDeliveryError, TargetError
 
@@ -27,6 +28,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Lookup = Callable[[str, int], Awaitable[list[str]]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 ANSWER_LIMIT = 500
+USER_AGENT = "briefing-bot"
+JSON_HEADERS = {"content-type": "application/json", "user-agent": USER_AGENT}
 
 
 def refusal(ip: IPAddress) -> str | None:
@@ -80,17 +83,29 @@ class TargetPolicy:
             port = parts.port
         except ValueError as exc:
             raise TargetError(f"invalid URL {url!r}: {exc}") from exc
+        return self.check_parts(
+            parts.scheme,
+            parts.hostname,
+            port,
+            credentials=bool(parts.username or parts.password),
+            url=url,
+        )
+
+    def check_parts(
+        self, scheme: str, host: str | None, port: int | None, *, credentials: bool, url: str
+    ) -> tuple[str, str, int]:
+        """``check_url`` on a URL already taken apart."""
         allowed = ("https", "http") if self.allow_private else ("https",)
-        if parts.scheme not in allowed:
+        if scheme not in allowed:
             raise TargetError(
-                f"webhook URLs must use https (got {parts.scheme or 'no scheme'!r}); "
+                f"webhook URLs must use https (got {scheme or 'no scheme'!r}); "
                 "set BRIEFING_ALLOW_PRIVATE_TARGETS=true for plain http on a private network"
             )
-        if not parts.hostname:
+        if not host:
             raise TargetError(f"webhook URL {url!r} has no host")
-        if parts.username or parts.password:
+        if credentials:
             raise TargetError("webhook URLs may not carry a user name or password")
-        return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+        return scheme, host, port or (443 if scheme == "https" else 80)
 
     async def addresses(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` and check every address; raise ``TargetError`` if any is refused."""
@@ -114,6 +129,25 @@ class TargetPolicy:
         """Full check of a webhook URL: form and every resolved address."""
         _, host, port = self.check_url(url)
         await self.addresses(host, port)
+
+    async def check_request(self, url: httpx.URL) -> None:
+        """The check made as a request is sent: its form, and its address if it names one
+        (an IP literal never reaches the connection's resolver, and a numeric spelling such
+        as 2130706433 would be refused as malformed rather than as what it is); a name is
+        checked when the connection resolves it (``GuardedResolver``)."""
+        _, host, port = self.check_parts(
+            url.scheme, url.host, url.port, credentials=bool(url.userinfo), url=str(url)
+        )
+        if _is_ip_literal(host) or any(c.isdigit() for c in host.rsplit(".", 1)[-1]):
+            await self.addresses(host, port)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class GuardedResolver(AbstractResolver):
@@ -149,30 +183,104 @@ class HttpLimits:
     connect_timeout: float = 5.0
     total_timeout: float = 20.0
     max_connections: int = 64
+    answer_bytes: int = 64 * 1024
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """httpx's transport over one aiohttp connection pool whose resolver is the SSRF guard
+    (every request's URL is checked, every name checked as it resolves, and the connection
+    goes to the address that was checked).
+
+    Built for sending to receivers the bot does not trust: redirects are never followed,
+    cookies never kept, proxy variables never read, and at most ``answer_bytes`` of an
+    answer are read. httpx's own pool degrades at high concurrency; aiohttp's does not.
+    """
+
+    def __init__(self, policy: TargetPolicy, limits: HttpLimits) -> None:
+        self.policy = policy
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=limits.connect_timeout, sock_read=limits.total_timeout
+        )
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.policy),
+            limit=self._limits.max_connections,
+            limit_per_host=self._limits.max_connections,
+            ttl_dns_cache=10,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; raise ``TargetError`` for a target the policy refuses."""
+        await self.policy.check_request(request.url)
+        session = self._session or self._open()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}
+        try:
+            async with session.request(
+                request.method,
+                yarl.URL(str(request.url), encoded=True),
+                headers=headers,
+                data=request.content or None,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=self._timeout,
+            ) as response:
+                answer = bytearray()
+                while len(answer) < self._limits.answer_bytes:
+                    chunk = await response.content.read(self._limits.answer_bytes - len(answer))
+                    if not chunk:
+                        break
+                    answer += chunk
+                return httpx.Response(
+                    response.status,
+                    headers=response.raw_headers,
+                    content=bytes(answer),
+                    request=request,
+                )
+        except aiohttp.InvalidURL as exc:
+            raise httpx.InvalidURL(f"invalid URL: {exc}") from exc
+        except aiohttp.ServerTimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class GuardedClient(httpx.AsyncClient):
+    """The httpx client every webhook output sends through: each request goes straight to
+    the ``PinnedTransport``, with none of the client machinery a sender to untrusted
+    receivers must not have (redirects, cookies, authentication flows, proxies)."""
+
+    def __init__(self, policy: TargetPolicy, limits: HttpLimits) -> None:
+        self.pinned = PinnedTransport(policy, limits)
+        super().__init__(
+            transport=self.pinned,
+            timeout=httpx.Timeout(limits.total_timeout, connect=limits.connect_timeout),
+            follow_redirects=False,
+            trust_env=False,
+            headers={"user-agent": USER_AGENT},
+        )
+
+    async def send(self, request: httpx.Request, **_: Any) -> httpx.Response:
+        return await self.pinned.handle_async_request(request)
 
 
 def build_client(policy: TargetPolicy, limits: HttpLimits) -> httpx.AsyncClient:
-    """An httpx client over aiohttp's connection pool, with the guarded resolver.
-
-    httpx's own pool degrades at high concurrency; aiohttp's does not.
-    """
-
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(policy),
-            limit=limits.max_connections,
-            limit_per_host=limits.max_connections,
-            ttl_dns_cache=10,
-        )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(client=session),
-        timeout=httpx.Timeout(limits.total_timeout, connect=limits.connect_timeout),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"user-agent": "briefing-bot"},
-    )
+    """The guarded client for ``policy`` and ``limits``."""
+    return GuardedClient(policy, limits)
 
 
 def retry_after(response: httpx.Response, body: Any = None) -> float | None:
@@ -187,9 +295,9 @@ def retry_after(response: httpx.Response, body: Any = None) -> float | None:
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(header)
+        when = _http_date(header)
         date = response.headers.get("date")
-        now = parsedate_to_datetime(date) if date else None
+        now = _http_date(date) if date else None
     except (TypeError, ValueError):
         return None
     if now is None:
@@ -197,9 +305,16 @@ def retry_after(response: httpx.Response, body: Any = None) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def _http_date(text: str) -> datetime:
+    """An HTTP date; one with no zone (or ``-0000``) is GMT, as every HTTP date is."""
+    moment = parsedate_to_datetime(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def answer_of(response: httpx.Response) -> str:
-    """The receiver's answer, shortened for the delivery log."""
-    text = response.text.strip()
+    """The receiver's answer, shortened for the delivery log (read as UTF-8, whatever the
+    receiver declares: it is only shown)."""
+    text = response.content[: ANSWER_LIMIT * 4].decode("utf-8", "replace").strip()
     return text if len(text) <= ANSWER_LIMIT else text[:ANSWER_LIMIT] + "…"
 
 
@@ -241,12 +356,16 @@ async def post_json(
 ) -> httpx.Response:
     """POST a JSON body; translate network failures into delivery errors."""
     try:
-        async with asyncio.timeout(total_timeout):
-            response = await client.post(
-                url,
-                content=payload,
-                headers={"content-type": "application/json", **(headers or {})},
+        try:
+            request = httpx.Request(
+                "POST", url, content=payload, headers={**JSON_HEADERS, **(headers or {})}
             )
+        except httpx.InvalidURL:
+            if isinstance(client, GuardedClient):  # say what it is: 0177.0.0.1 is loopback
+                await client.pinned.policy.check(url)
+            raise
+        async with asyncio.timeout(total_timeout):
+            response = await client.send(request)
     except (TargetError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise PermanentDeliveryError(str(exc)) from exc
     except TimeoutError as exc:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from standardwebhooks.webhooks import Webhook
 
 from bot.digest.render import CHUNK_BREAK
-from bot.errors import DeliveryError, PermanentDeliveryError, TargetError
+from bot.errors import DeliveryError, TargetError
 from bot.outputs.base import Envelope, Message, Output, Receipt, Target
 from bot.outputs.network import answer_of, post_json
 from bot.outputs.split import pack, split_text
@@ -96,12 +96,6 @@ class WebhookOutput(Output):
         """The JSON bodies to POST, in order."""
 
     async def send(self, target: Target, message: Message, *, envelope: Envelope) -> Receipt:
-        try:
-            # IP literals never reach the resolver, and odd spellings (2130706433, 0177.0.0.1)
-            # only resolve through getaddrinfo: check every target in full, every time.
-            await self.context.policy.check(target.address)
-        except TargetError as exc:
-            raise PermanentDeliveryError(str(exc)) from exc
         payloads: list[bytes] = message.memo.get(self.name) or message.memo.setdefault(
             self.name, [encoded(p) for p in self.payloads(message)]
         )
