@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import sys
 import uuid
 from datetime import datetime
@@ -88,6 +87,7 @@ def send(
 
 
 TABLE_ROWS = 50
+FAILED = (Status.PENDING, Status.SENDING, Status.DEAD)
 
 
 async def one_off(
@@ -189,25 +189,28 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
         ]  # fmt: skip
         row_ids = await outbox.insert(db, rows)
         await run_with_progress(worker, row_ids, now)
-        views = [
-            delivery_view(d) for d in await outbox.listing(db, ids=row_ids, limit=len(row_ids))
-        ]
+        everything = as_json or len(row_ids) <= TABLE_ROWS
+        found = await outbox.listing(
+            db,
+            period=now,
+            statuses=None if everything else FAILED,
+            limit=len(row_ids) if everything else TABLE_ROWS,
+        )
+        views = [delivery_view(d) for d in found]
+        counts = await outbox.counts(db, period=now)
     finally:
         await worker.close()
         await context.aclose()
         await db.close()
-    failed = [v for v in views if v["status"] not in (Status.DELIVERED, Status.SKIPPED)]
-    counts = collections.Counter(v["status"] for v in views)
-    summary = (
-        f"{len(views) - len(failed)} of {len(views)} delivered or skipped; {len(failed)} failed"
-        + (" (pending ones stay queued for 'briefing run')" if failed else "")
+    failed = sum(n for status, n in counts.items() if status in FAILED)
+    summary = f"{len(row_ids) - failed} of {len(row_ids)} delivered or skipped; {failed} failed" + (
+        " (pending ones stay queued for 'briefing run')" if failed else ""
     )
-    shown = views if len(views) <= TABLE_ROWS else failed[:TABLE_ROWS]
-    text = deliveries_table(sorted(shown, key=lambda v: v["subscription"])) + "\n" if shown else ""
-    if len(views) > TABLE_ROWS:
+    text = deliveries_table(sorted(views, key=lambda v: v["subscription"])) + "\n" if views else ""
+    if not everything:
         text += "by status: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + "\n"
-    emit({"deliveries": views, "failed": len(failed)}, as_json=as_json, text=text + summary)
-    return not failed
+    emit({"deliveries": views, "failed": failed}, as_json=as_json, text=text + summary)
+    return failed == 0
 
 
 async def run_with_progress(worker: Worker, row_ids: list[int], period: datetime) -> None:

@@ -7,12 +7,12 @@ out (a crashed worker) is claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -65,6 +65,23 @@ class Delivery:
         values["status"] = Status(values["status"])
         values["trigger"] = Trigger(values["trigger"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of a row it claimed."""
+
+    id: int
+    delivery_id: str
+    subscription_id: int
+    period: datetime
+    trigger: Trigger
+    attempts: int
+    first_part: int
+    window_start: datetime | None
+
+
+_CLAIMED = [deliveries.c[name] for name in Claimed.__dataclass_fields__]
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ async def claim(
     lease: timedelta,
     max_attempts: int,
     period: datetime | None = None,
-) -> list[Delivery]:
+) -> list[Claimed]:
     """Take up to ``limit`` due rows for ``owner`` until ``now + lease``.
 
     A row whose lease ran out after its last allowed attempt (its workers kept dying while
@@ -175,10 +192,10 @@ async def claim(
                     attempts=deliveries.c.attempts + 1,
                     updated_at=now,
                 )
-                .returning(*deliveries.c)
+                .returning(*_CLAIMED)
             )
         ).mappings()
-        return [Delivery.from_row(row) for row in rows]
+        return [Claimed(**{**row, "trigger": Trigger(row["trigger"])}) for row in rows]
 
 
 def _held(ids: Sequence[int], owner: str) -> ColumnElement[bool]:
@@ -288,21 +305,52 @@ async def last_windows(db: Database, subscription_ids: Iterable[int]) -> dict[in
     return {int(sid): end for sid, end in rows if end is not None}
 
 
+def _filtered(
+    query: Select[Any],
+    *,
+    subscription_id: int | None = None,
+    statuses: Collection[str] | None = None,
+    ids: Sequence[int] | None = None,
+    period: datetime | None = None,
+) -> Select[Any]:
+    if subscription_id is not None:
+        query = query.where(deliveries.c.subscription_id == subscription_id)
+    if statuses is not None:
+        query = query.where(deliveries.c.status.in_(list(statuses)))
+    if ids is not None:
+        query = query.where(deliveries.c.id.in_(list(ids)))
+    if period is not None:
+        query = query.where(deliveries.c.period == period)
+    return query
+
+
 async def listing(
     db: Database,
     *,
     subscription_id: int | None = None,
     status: str | None = None,
+    statuses: Collection[str] | None = None,
     ids: Sequence[int] | None = None,
+    period: datetime | None = None,
     limit: int = 100,
 ) -> list[Delivery]:
-    query = select(deliveries).order_by(deliveries.c.period.desc(), deliveries.c.id.desc())
-    if subscription_id is not None:
-        query = query.where(deliveries.c.subscription_id == subscription_id)
-    if status is not None:
-        query = query.where(deliveries.c.status == status)
-    if ids is not None:
-        query = query.where(deliveries.c.id.in_(list(ids)))
+    """Rows, newest period first, filtered by any of the arguments."""
+    query = _filtered(
+        select(deliveries).order_by(deliveries.c.period.desc(), deliveries.c.id.desc()),
+        subscription_id=subscription_id,
+        statuses=[status] if status is not None else statuses,
+        ids=ids,
+        period=period,
+    )
     async with db.engine.connect() as conn:
         rows = (await conn.execute(query.limit(limit))).mappings()
         return [Delivery.from_row(row) for row in rows]
+
+
+async def counts(db: Database, *, period: datetime | None = None) -> dict[Status, int]:
+    """How many rows are in each status (of one period, if given)."""
+    query = _filtered(
+        select(deliveries.c.status, func.count()).group_by(deliveries.c.status), period=period
+    )
+    async with db.engine.connect() as conn:
+        return {Status(status): int(n) for status, n in (await conn.execute(query)).all()}

@@ -36,7 +36,7 @@ class Leases:
         self.lease = lease
         self.max_attempts = max_attempts
 
-    async def claim(self, limit: int, *, period: datetime | None = None) -> list[outbox.Delivery]:
+    async def claim(self, limit: int, *, period: datetime | None = None) -> list[outbox.Claimed]:
         """Up to ``limit`` due rows (of ``period`` only, if given)."""
         return await outbox.claim(
             self.db,

@@ -43,10 +43,14 @@ async def send_and_wait(
             seen.clear()
             if not claimed and not worker.busy and not outcomes:
                 # idle: what is left waits for a retry or is in another worker's hands
-                rows = await outbox.listing(worker.db, ids=sorted(open_ids), limit=len(open_ids))
-                outcomes = {
-                    r.id: (r.status, r.next_attempt_at) for r in rows if r.status != Status.SENDING
-                }
+                rows = await outbox.listing(
+                    worker.db,
+                    ids=None if period else sorted(open_ids),
+                    period=period,
+                    statuses=[s for s in Status if s != Status.SENDING],
+                    limit=len(ids),
+                )
+                outcomes = {r.id: (r.status, r.next_attempt_at) for r in rows if r.id in open_ids}
             done = {
                 row_id for row_id, (status, retry_at) in outcomes.items()
                 if status.final or (retry_at is not None and retry_at > later)

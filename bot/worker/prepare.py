@@ -88,7 +88,7 @@ class Preparer:
         self._windows: dict[int, datetime] = {}
         self._state: State | None = None
 
-    async def load(self, rows: Sequence[outbox.Delivery]) -> None:
+    async def load(self, rows: Sequence[outbox.Claimed]) -> None:
         """Fetch, in a few queries, what ``rows`` need; subscriptions are read afresh, so a
         pause made since the last claim is seen."""
         for sub in await subs.by_ids(self.db, {r.subscription_id for r in rows}):
@@ -97,7 +97,7 @@ class Preparer:
         self._windows.update(await outbox.last_windows(self.db, fresh))
         self._state = await self.states.latest()
 
-    def prepare(self, row: outbox.Delivery) -> Prepared | outbox.Finished:
+    def prepare(self, row: outbox.Claimed) -> Prepared | outbox.Finished:
         """What to send for ``row``, or the skip to record. Raise ``ConfigError`` for the
         operator's mistakes (no state, a template that does not render, a broken output)."""
         sub = self._subs[row.subscription_id]

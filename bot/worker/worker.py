@@ -156,13 +156,13 @@ class Worker:
         """Claim in batches (up to twice the concurrency in hand), not row by row."""
         return len(self._inflight) <= self.concurrency * 3 // 2
 
-    async def _process(self, row: outbox.Delivery) -> None:
+    async def _process(self, row: outbox.Claimed) -> None:
         async with self._slots:
             finished = await self._attempt(row)
         if self.recorder.add(finished) >= BATCH:
             await self._flush_quietly()
 
-    async def _attempt(self, row: outbox.Delivery) -> outbox.Finished:
+    async def _attempt(self, row: outbox.Claimed) -> outbox.Finished:
         """Send ``row`` once; whatever happens becomes its outcome."""
         prepared: Prepared | None = None
         try:
@@ -203,7 +203,7 @@ class Worker:
         return outbox.Finished(row.id, row.subscription_id, outcome, window, revision)
 
     def _failed(
-        self, row: outbox.Delivery, exc: DeliveryError, *, code: str | None = None
+        self, row: outbox.Claimed, exc: DeliveryError, *, code: str | None = None
     ) -> Outcome:
         outcome = self.policy.after_failure(
             exc, attempt=row.attempts, parts=row.first_part, now=self.clock(), code=code
