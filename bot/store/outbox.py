@@ -155,30 +155,36 @@ async def claim(
     sending it) is not taken again: it ends dead.
     """
     lapsed = and_(deliveries.c.status == Status.SENDING, deliveries.c.lease_until < now)
-    due = or_(
-        and_(deliveries.c.status == Status.PENDING, deliveries.c.next_attempt_at <= now),
-        and_(lapsed, deliveries.c.attempts < max_attempts),
+    pending = and_(deliveries.c.status == Status.PENDING, deliveries.c.next_attempt_at <= now)
+    due = or_(pending, and_(lapsed, deliveries.c.attempts < max_attempts))
+    query = (
+        select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
+        .where(or_(pending, lapsed))
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
     )
-    query = select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
     if period is not None:
         query = query.where(deliveries.c.period == period)
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     async with db.engine.begin() as conn:
-        await conn.execute(
-            update(deliveries)
-            .where(lapsed, deliveries.c.attempts >= max_attempts)
-            .values(
-                status=Status.DEAD,
-                lease_owner=None,
-                lease_until=None,
-                last_status="error",
-                last_answer=f"given up: the worker sending it stopped {max_attempts} times "
-                "before recording an outcome",
-                updated_at=now,
+        found = (await conn.execute(query)).all()
+        exhausted = [i for i, status, n in found if status == Status.SENDING and n >= max_attempts]
+        if exhausted:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(exhausted), lapsed)
+                .values(
+                    status=Status.DEAD,
+                    lease_owner=None,
+                    lease_until=None,
+                    last_status="error",
+                    last_answer=f"given up: the worker sending it stopped {max_attempts} times "
+                    "before recording an outcome",
+                    updated_at=now,
+                )
             )
-        )
-        ids = list((await conn.execute(query)).scalars())
+        ids = [i for i, _, _ in found if i not in exhausted]
         if not ids:
             return []
         rows = (

@@ -55,6 +55,43 @@ class Subscription(NewSubscription):
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """What a worker needs of a subscription to send to it."""
+
+    id: int
+    kind: str
+    address: str
+    secrets: tuple[str, ...]
+    topics: tuple[str, ...] | None
+    locale: str
+    timezone: str
+    skip_empty: bool
+    status: str
+    paused_reason: str | None
+    unsubscribe_token: str
+
+
+_RECIPIENT = [subscriptions.c[name] for name in Recipient.__dataclass_fields__]
+
+
+async def recipients(db: Database, ids: Iterable[int]) -> list[Recipient]:
+    """The subscriptions ``ids`` (whatever their status), as workers need them."""
+    wanted = list(ids)
+    if not wanted:
+        return []
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(*_RECIPIENT).where(subscriptions.c.id.in_(wanted)))
+        return [
+            Recipient(
+                r.id, r.kind, r.address, tuple(r.secrets or ()),
+                tuple(r.topics) if r.topics else None, r.locale, r.timezone, r.skip_empty,
+                r.status, r.paused_reason, r.unsubscribe_token,
+            )
+            for r in rows
+        ]  # fmt: skip
+
+
 async def add(db: Database, new: NewSubscription, *, now: datetime) -> Subscription:
     values: dict[str, Any] = {
         **new.__dict__,
@@ -192,7 +229,7 @@ async def pause_failing(
         async with db.engine.connect() as conn:
             recent = list((await conn.execute(query)).scalars())
         if len(recent) == in_a_row and set(recent) == {Status.DEAD}:
-            sub = await by_ids(db, [subscription_id])
+            sub = await recipients(db, [subscription_id])
             if sub and sub[0].status == ACTIVE:
                 await set_status(db, subscription_id, PAUSED, now=now, reason=reason)
                 paused[subscription_id] = reason
@@ -237,16 +274,5 @@ async def upcoming(db: Database, *, limit: int) -> list[Subscription]:
                 .order_by(subscriptions.c.next_fire_at)
                 .limit(limit)
             )
-        ).mappings()
-        return [Subscription.from_row(row) for row in rows]
-
-
-async def by_ids(db: Database, ids: Iterable[int]) -> list[Subscription]:
-    wanted = list(ids)
-    if not wanted:
-        return []
-    async with db.engine.connect() as conn:
-        rows = (
-            await conn.execute(select(subscriptions).where(subscriptions.c.id.in_(wanted)))
         ).mappings()
         return [Subscription.from_row(row) for row in rows]

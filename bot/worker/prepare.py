@@ -37,16 +37,21 @@ class RenderCache:
         self._messages: OrderedDict[tuple[Any, ...], Message] = OrderedDict()
         self.renders = 0
 
+    def message(
+        self, state: State, options: ReaderOptions, window: Window, output: type[Output]
+    ) -> Message:
+        """The message ``output`` sends for this state, reader and window."""
+        key = (state.revision, options, window.start, window.end)
+
+        def build() -> Message:
+            self.renders += 1
+            return render_message(self.renderer, self.digest(state, options, window), output)
+
+        return self._cached(self._messages, (*key, output.formats), build)
+
     def digest(self, state: State, options: ReaderOptions, window: Window) -> Digest:
         key = (state.revision, options, window.start, window.end)
         return self._cached(self._digests, key, lambda: compose(state, options, window))
-
-    def message(self, digest: Digest, output: type[Output], key: tuple[Any, ...]) -> Message:
-        def build() -> Message:
-            self.renders += 1
-            return render_message(self.renderer, digest, output)
-
-        return self._cached(self._messages, (*key, output.formats), build)
 
     def _cached(
         self,
@@ -84,14 +89,14 @@ class Preparer:
         self.outputs = outputs
         self.cache = RenderCache(renderer)
         self.states = StateSource(db)
-        self._subs: dict[int, subs.Subscription] = {}
+        self._subs: dict[int, subs.Recipient] = {}
         self._windows: dict[int, datetime] = {}
         self._state: State | None = None
 
     async def load(self, rows: Sequence[outbox.Claimed]) -> None:
         """Fetch, in a few queries, what ``rows`` need; subscriptions are read afresh, so a
         pause made since the last claim is seen."""
-        for sub in await subs.by_ids(self.db, {r.subscription_id for r in rows}):
+        for sub in await subs.recipients(self.db, {r.subscription_id for r in rows}):
             self._subs[sub.id] = sub
         fresh = [r.subscription_id for r in rows if r.window_start is None]
         self._windows.update(await outbox.last_windows(self.db, fresh))
@@ -112,13 +117,12 @@ class Preparer:
         since = row.window_start or self._windows.get(sub.id)
         window = Window.ending(row.period, since=min(since, row.period) if since else None)
         options = ReaderOptions(topics=sub.topics, locale=sub.locale, timezone=sub.timezone)
-        digest = self.cache.digest(state, options, window)
         span = (window.start, window.end)
-        if sub.skip_empty and digest.is_empty:
+        if sub.skip_empty and self.cache.digest(state, options, window).is_empty:
             skipped = Outcome(Status.SKIPPED, "no news (skip-empty)")
             return outbox.Finished(row.id, row.subscription_id, skipped, span, state.revision)
         output = self.outputs.get(sub.kind)
-        message = self.cache.message(digest, type(output), (state.revision, options, window))
+        message = self.cache.message(state, options, window, type(output))
         return Prepared(
             output=output,
             target=Target(kind=sub.kind, address=sub.address, secrets=sub.secrets),

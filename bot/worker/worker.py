@@ -123,7 +123,7 @@ class Worker:
             return 0
         try:
             rows = await self.leases.claim(
-                self.concurrency * 2 - len(self._inflight), period=period
+                self.concurrency * 4 - len(self._inflight), period=period
             )
             if rows:
                 await self.preparer.load(rows)
@@ -153,8 +153,8 @@ class Worker:
         return forget
 
     def _has_room(self) -> bool:
-        """Claim in batches (up to twice the concurrency in hand), not row by row."""
-        return len(self._inflight) <= self.concurrency * 3 // 2
+        """Claim in batches (up to four times the concurrency in hand), not row by row."""
+        return len(self._inflight) <= self.concurrency * 2
 
     async def _process(self, row: outbox.Claimed) -> None:
         async with self._slots:
