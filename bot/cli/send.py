@@ -21,7 +21,7 @@ from bot.cli.common import (
     table,
 )
 from bot.cli.subscriptions import deliveries_table, delivery_view
-from bot.delivery import Status, Trigger, deliver, render_message
+from bot.delivery import Status, deliver, render_message
 from bot.digest import Digest, Window, compose
 from bot.errors import ConfigError
 from bot.outputs import Envelope, Target, infer_kind, make_context, output_class
@@ -147,13 +147,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
         send_timeout=config.send_timeout.total_seconds(),
     )
     try:
-        chosen = (
-            [await subs.get(db, i) for i in ids]
-            if ids
-            else await subs.list_all(db, statuses=(subs.ACTIVE,))
-        )
-        if not chosen:
-            raise ConfigError("no active subscriptions to send to")
+        chosen = [await subs.get(db, i) for i in ids]
         paused = [s for s in chosen if s.status == subs.PAUSED]
         if paused and not force:
             raise ConfigError(
@@ -161,7 +155,10 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
                 + f"; resume it with 'briefing subscriptions resume {paused[0].id}', "
                 "or send to it all the same with --force"
             )
-        await worker.check({s.kind for s in chosen})
+        kinds = {s.kind for s in chosen} if ids else await subs.kinds(db)
+        if not kinds:
+            raise ConfigError("no active subscriptions to send to")
+        await worker.check(kinds)
         if dry_run:
             plan = [
                 {
@@ -170,7 +167,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
                     "target": mask_target(s.address),
                     "status": s.status,
                 }
-                for s in chosen
+                for s in chosen or await subs.list_all(db, statuses=(subs.ACTIVE,))
             ]
             emit(
                 plan,
@@ -180,14 +177,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
             )
             return True
         now = utc_now()
-        rows = [
-            outbox.new_row(
-                s.id, now, now=now,
-                trigger=Trigger.FORCED if s.status == subs.PAUSED else Trigger.MANUAL,
-            )
-            for s in chosen
-        ]  # fmt: skip
-        row_ids = await outbox.insert(db, rows)
+        row_ids = await outbox.queue_manual(db, now=now, subscription_ids=ids or None)
         await run_with_progress(worker, row_ids, now)
         everything = as_json or len(row_ids) <= TABLE_ROWS
         found = await outbox.listing(

@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,7 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.delivery import Outcome, Status, Trigger
 from bot.store.database import Database
-from bot.store.tables import deliveries
+from bot.store.tables import UTCDateTime, deliveries, subscriptions
 
 UNSENT = (Trigger.MANUAL, Trigger.FORCED)
 
@@ -137,6 +149,43 @@ async def insert_in(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> li
     statement = dialect.insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.id)
     result = await conn.execute(statement, list(rows))
     return list(result.scalars())
+
+
+async def queue_manual(
+    db: Database, *, now: datetime, subscription_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Queue a manual delivery at ``now`` for the subscriptions ``subscription_ids`` (every
+    active one if None), in one statement; a paused one chosen by id gets a forced row.
+    Return the new rows' ids."""
+    chosen = (
+        subscriptions.c.status == "active"
+        if subscription_ids is None
+        else subscriptions.c.id.in_(list(subscription_ids))
+    )
+    stamp = now.strftime("%Y%m%dT%H%M%S.%f")
+    trigger = case(
+        (subscriptions.c.status == "paused", Trigger.FORCED.value), else_=Trigger.MANUAL.value
+    )
+    rows = select(
+        literal("dlv_") + cast(subscriptions.c.id, String) + literal(f"_{stamp}Z_manual"),
+        subscriptions.c.id,
+        literal(now, UTCDateTime()),
+        trigger,
+        literal(Status.PENDING.value),
+        literal(0),
+        literal(now, UTCDateTime()),
+        literal(0),
+        literal(0),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    ).where(chosen)
+    columns = [
+        "delivery_id", "subscription_id", "period", "trigger", "status", "attempts",
+        "next_attempt_at", "first_part", "parts", "created_at", "updated_at",
+    ]  # fmt: skip
+    statement = deliveries.insert().from_select(columns, rows).returning(deliveries.c.id)
+    async with db.engine.begin() as conn:
+        return list((await conn.execute(statement)).scalars())
 
 
 async def claim(

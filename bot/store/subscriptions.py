@@ -135,6 +135,13 @@ async def list_all(
         return [Subscription.from_row(row) for row in rows]
 
 
+async def kinds(db: Database, *, status: str = ACTIVE) -> set[str]:
+    """The output kinds the subscriptions in ``status`` use."""
+    async with db.engine.connect() as conn:
+        query = select(subscriptions.c.kind).where(subscriptions.c.status == status).distinct()
+        return set((await conn.execute(query)).scalars())
+
+
 async def count(db: Database, *, status: str = ACTIVE) -> int:
     async with db.engine.connect() as conn:
         query = select(func.count()).select_from(subscriptions)

@@ -252,3 +252,24 @@ async def test_pausing_or_removing_skips_every_queued_row(db) -> None:
     assert found[ids[1]].last_answer == "subscription paused: on holiday"
     await subs.set_status(db, paused.id, subs.ACTIVE, now=NOW)
     assert {r.status for r in await outbox.listing(db, ids=ids)} == {"skipped"}
+
+
+async def test_a_manual_send_is_queued_in_one_statement(db) -> None:
+    active = await subs.add(db, new_sub(), now=NOW)
+    resting = await subs.add(db, new_sub(), now=NOW)
+    await subs.set_status(db, resting.id, subs.PAUSED, now=NOW, reason="on holiday")
+    moment = NOW.replace(microsecond=123456)
+    (only,) = await outbox.queue_manual(db, now=moment)
+    (row,) = await outbox.listing(db, ids=[only])
+    assert (row.subscription_id, row.trigger, row.status, row.period) == (
+        active.id,
+        "manual",
+        "pending",
+        moment,
+    )
+    assert row.delivery_id == outbox.delivery_id(active.id, moment, trigger=Trigger.MANUAL)
+    later = moment + timedelta(seconds=1)
+    both = await outbox.queue_manual(db, now=later, subscription_ids=[active.id, resting.id])
+    triggers = {r.subscription_id: r.trigger for r in await outbox.listing(db, ids=both)}
+    assert triggers == {active.id: "manual", resting.id: "forced"}
+    assert await subs.kinds(db) == {"generic"}
