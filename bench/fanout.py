@@ -84,19 +84,23 @@ async def make_subscribers(url: str, *, count: int, kind: str, address: str) -> 
     await db.close()
 
 
-def run_bot(env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``briefing send --all``; return (seconds, peak RSS in MB, last output line)."""
+def run_bot(env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run ``briefing send --all``; return (seconds, CPU seconds, peak RSS in MB, last output
+    line)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "bot", "send", "--all"], cwd=ROOT, env=env,
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    peak = after.ru_maxrss / 1024
     if result.returncode != 0:
         print(result.stdout[-2000:], result.stderr[-2000:], file=sys.stderr)
         raise SystemExit(f"briefing send --all failed ({result.returncode})")
-    return elapsed, peak, result.stdout.strip().splitlines()[-1]
+    return elapsed, cpu, peak, result.stdout.strip().splitlines()[-1]
 
 
 def one_message(kind: str, settings: Settings):
@@ -188,7 +192,7 @@ def main() -> None:
                     BRIEFING_SMTP_PORT=str(port),
                     BRIEFING_SMTP_SECURITY="none",
                 )
-            bot_seconds, peak_mb, summary = run_bot(env)
+            bot_seconds, bot_cpu, peak_mb, summary = run_bot(env)
             settings = Settings(_env_file=None, mail_from="Briefing <briefing@example.org>")  # type: ignore[call-arg]
             message = one_message(kind, settings)
             if args.email:
@@ -220,6 +224,7 @@ def main() -> None:
     print(
         f"  bot  (briefing send --all, end to end): {bot_seconds:7.2f} s  {bot_rate:8.1f}/s  [{summary}]"
     )
+    print(f"  bot CPU time: {bot_cpu:.2f} s ({bot_cpu / bot_seconds:.0%} of one core)")
     if not args.email:
         print(f"  receiver counted {delivered} bot deliveries")
     bare = "aiosmtplib" if args.email else "aiohttp"

@@ -1,24 +1,28 @@
 """A local webhook receiver for benchmarks: answers 200 after a fixed delay, counts requests.
 
     python bench/receiver.py PORT DELAY_SECONDS
-GET /count returns how many POSTs it has answered.
+GET /count returns how many POSTs it has answered; GET /last the time (Unix seconds) at which
+it answered the latest one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 from aiohttp import web
 
 count = 0
+last = 0.0
 
 
 async def hook(request: web.Request) -> web.Response:
-    global count
+    global count, last
     await request.read()
     await asyncio.sleep(DELAY)
     count += 1
+    last = time.time()
     return web.Response(text="ok")
 
 
@@ -26,9 +30,14 @@ async def counter(request: web.Request) -> web.Response:
     return web.Response(text=str(count))
 
 
+async def latest(request: web.Request) -> web.Response:
+    return web.Response(text=repr(last))
+
+
 if __name__ == "__main__":
     PORT, DELAY = int(sys.argv[1]), float(sys.argv[2])
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/{tail:.*}", hook)
     app.router.add_get("/count", counter)
+    app.router.add_get("/last", latest)
     web.run_app(app, host="127.0.0.1", port=PORT, print=None, access_log=None, backlog=4096)
