@@ -297,11 +297,13 @@ _WRITTEN = {
 async def _mark(
     conn: AsyncConnection, status: Status, items: list[Finished], *, owner: str, now: datetime
 ) -> None:
-    """Record outcomes of one status: what every outcome sets, plus that status's own."""
+    """Record outcomes of one status: what every outcome sets, plus that status's own. Rows
+    with the same outcome (a fan-out's "200 ok") are written by one statement."""
     own = _WRITTEN[status]
     statement = (
         update(deliveries)
-        .where(deliveries.c.id == bindparam("row_id"), deliveries.c.lease_owner == owner)
+        .where(deliveries.c.id.in_(bindparam("row_ids", expanding=True)))
+        .where(deliveries.c.lease_owner == owner)
         .values(
             status=status, lease_owner=None, lease_until=None, sent_by=owner, updated_at=now,
             last_status=bindparam("v_code"), last_answer=bindparam("v_answer"),
@@ -311,19 +313,23 @@ async def _mark(
             **{column: bindparam(f"v_{column}") for column in own},
         )
     )  # fmt: skip
-    params = []
+    alike: dict[tuple[Any, ...], list[int]] = {}
     for item in items:
         outcome, window = item.outcome, item.window or (None, None)
         values = {
             "delivered_at": now, "parts": outcome.parts, "first_part": outcome.parts,
             "next_attempt_at": outcome.retry_at,
         }  # fmt: skip
-        params.append({
-            "row_id": item.row_id, "v_code": outcome.code, "v_answer": outcome.answer[:2000],
-            "v_start": window[0], "v_end": window[1], "v_revision": item.revision,
-            **{f"v_{column}": values[column] for column in own},
-        })  # fmt: skip
-    await conn.execute(statement, params)
+        key = (
+            outcome.code, outcome.answer[:2000], window[0], window[1], item.revision,
+            *(values[column] for column in own),
+        )  # fmt: skip
+        alike.setdefault(key, []).append(item.row_id)
+    names = ["v_code", "v_answer", "v_start", "v_end", "v_revision", *(f"v_{c}" for c in own)]
+    for key, row_ids in alike.items():
+        for start in range(0, len(row_ids), 500):
+            params = dict(zip(names, key, strict=True))
+            await conn.execute(statement, {**params, "row_ids": row_ids[start : start + 500]})
 
 
 async def release(db: Database, ids: Sequence[int], *, owner: str, now: datetime) -> None:

@@ -73,6 +73,7 @@ class Worker:
         self.wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._finished = asyncio.Event()  # set whenever a send in flight finishes
 
     @property
     def busy(self) -> bool:
@@ -139,16 +140,15 @@ class Worker:
 
     async def progress(self, *, within: float) -> None:
         """Wait until a send in flight finishes, or ``within`` seconds."""
-        if self._inflight:
-            await asyncio.wait(
-                list(self._inflight.values()), timeout=within, return_when=asyncio.FIRST_COMPLETED
-            )
-        else:
-            await asyncio.sleep(within)
+        self._finished.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._finished.wait()
 
     def _forget(self, row_id: int) -> Callable[[asyncio.Task[None]], None]:
         def forget(_task: asyncio.Task[None]) -> None:
             self._inflight.pop(row_id, None)
+            self._finished.set()
 
         return forget
 
