@@ -64,6 +64,15 @@ async def wait_port(port: int) -> None:
     raise SystemExit(f"nothing listening on {port}")
 
 
+async def reset(url: str) -> None:
+    """Empty the tables of a database given with --database-url, so runs start alike."""
+    db = await Database.open(url)
+    async with db.engine.begin() as conn:
+        for table in ("deliveries", "subscriptions", "state_revisions"):
+            await conn.exec_driver_sql(f"DELETE FROM {table}")
+    await db.close()
+
+
 async def make_subscribers(url: str, *, count: int, kind: str, address: str) -> None:
     db = await Database.open(url)
     now = datetime.now(UTC)
@@ -158,6 +167,8 @@ def main() -> None:
     count = args.subscribers or (1000 if args.email else 10_000)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        if args.database_url:
+            asyncio.run(reset(url))
         port = free_port()
         if args.email:
             server = subprocess.Popen(

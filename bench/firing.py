@@ -32,7 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fanout import bare_http, free_port, make_subscribers, one_message, wait_port  # noqa: E402
+from fanout import (  # noqa: E402
+    bare_http,
+    free_port,
+    make_subscribers,
+    one_message,
+    reset,
+    wait_port,
+)
 
 from bot.outputs import make_context, output_class  # noqa: E402
 from bot.outputs.webhooks import encoded  # noqa: E402
@@ -146,15 +153,6 @@ def one_size(count: int, args: argparse.Namespace, tmp: str) -> None:
     print(f"  bare aiohttp loop:   {bare:7.2f} s  {count / bare:8.1f}/s")
     print(f"  bot / bare time: {seconds / bare:.2f}  (target ≤ 1.30)")
     print("  peak RSS per instance: " + ", ".join(f"{p:.0f} MB" for p in peaks))
-
-
-async def reset(url: str) -> None:
-    """Empty the tables of a database given with --database-url."""
-    db = await Database.open(url)
-    async with db.engine.begin() as conn:
-        for table in ("deliveries", "subscriptions", "state_revisions"):
-            await conn.exec_driver_sql(f"DELETE FROM {table}")
-    await db.close()
 
 
 def main() -> None:
