@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -137,9 +137,8 @@ async def deliver(
     for attempt in range(1, policy.attempts + 1):
         try:
             receipt = await output.send(
-                target, message,
-                envelope=Envelope(envelope.delivery_id, parts, envelope.unsubscribe_token),
-            )  # fmt: skip
+                target, message, envelope=replace(envelope, first_part=parts)
+            )
         except DeliveryError as exc:
             now = clock()
             outcome = policy.after_failure(exc, attempt=attempt, parts=parts, now=now, code=None)

@@ -4,6 +4,12 @@ Templates come from ``BRIEFING_TEMPLATES_DIR`` first (a user's overrides, any su
 the files), then from the built-in ``templates/``. Every template runs in Jinja2's
 sandbox; HTML templates, and what they import, are autoescaped, and every chat dialect
 escapes state text its own way, so state text never becomes markup, a link or a mention.
+
+Email adds ``EMAIL_PARTS``: its subject and List-Id (one line each), and its footers. A
+footer is the same for every reader of a message but for a few values (the reader's
+address, unsubscribe link, subscription date); it is rendered once per message and case
+with ``slot``s in their place, which the email output fills for each reader
+(``fill_slots``).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,9 @@ FORMATS: dict[str, str] = {
     "chat": "digest.chat.j2",
     "slack": "digest.chat.j2",
     "teams": "digest.chat.j2",
+    "chat_html": "digest.chat.j2",
+    "googlechat": "digest.chat.j2",
+    "zulip": "digest.chat.j2",
 }
 CHUNK_BREAK = "\x1e"
 JSON_FORMAT = "json"
@@ -53,6 +62,53 @@ _FULLWIDTH_BRACKETS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
 _TEAMS_BREAK_AFTER = re.compile(r"([\]<{@])")
 _TEAMS_LINE_START = re.compile(r"^(?=[ \t]*(?:[-+=#>|]|\d{1,9}[.)]))", re.MULTILINE)
 _URL_UNSAFE = re.compile(r"[\s<>()\[\]{}\"'`|\\]")
+
+
+def slot(name: str) -> Markup:
+    """Where a per-reader value goes in a rendered email part (left as is by autoescape)."""
+    return Markup("\x1a{}\x1a").format(name)
+
+
+def fill_slots(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``slot(name)`` replaced by ``values[name]`` (escape them first
+    for HTML)."""
+    for name, value in values.items():
+        text = text.replace(slot(name), value)
+    return text
+
+
+HEADER_PARTS: dict[str, str] = {
+    "email_subject": "email.subject.j2",
+    "email_list_id": "email.list_id.j2",
+}
+"""Email headers from templates: one line each (a line break is refused)."""
+FOOTER_TEMPLATES: dict[str, str] = {"text": "email.footer.txt.j2", "html": "email.footer.html.j2"}
+_READER = {"address": slot("address"), "unsubscribe_url": slot("unsubscribe_url")}
+FOOTER_CASES: dict[str, dict[str, object]] = {
+    "subscriber": {**_READER, "one_off": False, "subscribed_on": slot("subscribed_on")},
+    "subscriber_undated": {**_READER, "one_off": False, "subscribed_on": None},
+    "one_off": {"address": slot("address"), "unsubscribe_url": None, "one_off": True,
+                "subscribed_on": None},
+}  # fmt: skip
+"""Who a footer is for: a subscriber (whose subscription date may be unknown) or the
+receiver of a one-off message, who has no subscription and no unsubscribe link."""
+
+
+def footer_part(fmt: str, case: str) -> str:
+    """The name of the footer for ``fmt`` (text, html) and ``case`` (``FOOTER_CASES``)."""
+    return f"email_footer_{fmt}_{case}"
+
+
+EMAIL_PARTS: dict[str, tuple[str, Mapping[str, object]]] = {
+    "email_subject": (HEADER_PARTS["email_subject"], {}),
+    "email_list_id": (HEADER_PARTS["email_list_id"], {"domain": slot("domain")}),
+    **{
+        footer_part(fmt, case): (template, values)
+        for fmt, template in FOOTER_TEMPLATES.items()
+        for case, values in FOOTER_CASES.items()
+    },
+}
+"""What an email needs besides its bodies, by name: (template, its extra values)."""
 
 
 def builtin_templates_dir() -> Path:
@@ -113,6 +169,55 @@ def _slack_link(url: str | None, title: object) -> str:
     return f"<{_slack_entities(href)}|{escape_slack(title)}>" if href else escape_slack(title)
 
 
+_HTML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Google Chat text has no escapes: its markup characters and <link|text> brackets become
+# look-alikes.
+_GOOGLE_CHAT_LOOKALIKES = str.maketrans(
+    {"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb", "<": "\uff1c", ">": "\uff1e"}
+)
+_ZULIP_SPECIAL = re.compile(r"([\\`*_\[\]])")
+# After these a zero-width space: raw HTML and <time:…>, ~~strike~~, $$math$$, @mentions.
+_ZULIP_BREAK_AFTER = re.compile(r"([<~$@])")
+
+
+def escape_chat_html(value: object) -> str:
+    """Chat HTML (Telegram's tag subset, Matrix's ``formatted_body``): ``&``, ``<`` and ``>``
+    become entities; ``@`` mentions are made inert as for the other chat dialects."""
+    return str(value).translate(_HTML_TEXT).replace("@", "@" + _ZERO_WIDTH)
+
+
+def escape_google_chat(value: object) -> str:
+    """Google Chat text: emphasis, code and angle-bracket characters (links, ``<users/all>``
+    mentions) become look-alikes; ``@`` and list marks at a line's start are made inert."""
+    text = str(value).translate(_GOOGLE_CHAT_LOOKALIKES).replace("@", "@" + _ZERO_WIDTH)
+    return _TEAMS_LINE_START.sub(_ZERO_WIDTH, text)
+
+
+def escape_zulip(value: object) -> str:
+    """Zulip markdown: backslash escapes for what they cover (emphasis, code, links), a
+    zero-width space after ``<``, ``~``, ``$`` and ``@`` and before block marks at a line's
+    start, which Zulip's markdown cannot escape."""
+    text = _ZULIP_SPECIAL.sub(r"\\\1", str(value))
+    text = _ZULIP_BREAK_AFTER.sub(r"\1" + _ZERO_WIDTH, text)
+    return _TEAMS_LINE_START.sub(_ZERO_WIDTH, text)
+
+
+def _chat_html_link(url: str | None, title: object) -> str:
+    href = _safe_url(url)
+    text = escape_chat_html(title)
+    return f'<a href="{str(href).translate(_HTML_TEXT)}">{text}</a>' if href else text
+
+
+def _google_chat_link(url: str | None, title: object) -> str:
+    href = _safe_url(url)
+    return f"<{href}|{escape_google_chat(title)}>" if href else escape_google_chat(title)
+
+
+def _zulip_link(url: str | None, title: object) -> str:
+    href = _safe_url(url)
+    return f"[{escape_zulip(title)}]({href})" if href else escape_zulip(title)
+
+
 _DIALECTS: dict[str, dict[str, Any]] = {
     "chat": {
         "esc": escape_chat,
@@ -131,6 +236,24 @@ _DIALECTS: dict[str, dict[str, Any]] = {
         "b": lambda s: f"*{s}*",
         "i": lambda s: f"_{s}_",
         "link": _slack_link,
+    },
+    "chat_html": {
+        "esc": escape_chat_html,
+        "b": lambda s: f"<b>{s}</b>",
+        "i": lambda s: f"<i>{s}</i>",
+        "link": _chat_html_link,
+    },
+    "googlechat": {
+        "esc": escape_google_chat,
+        "b": lambda s: f"*{s}*",
+        "i": lambda s: f"_{s}_",
+        "link": _google_chat_link,
+    },
+    "zulip": {
+        "esc": escape_zulip,
+        "b": lambda s: f"**{s}**",
+        "i": lambda s: f"*{s}*",
+        "link": _zulip_link,
     },
 }
 
@@ -162,20 +285,26 @@ class DigestRenderer:
         self._env.filters["upfirst"] = upfirst
 
     def render(self, digest: Digest, fmt: str) -> str:
-        """Render ``digest`` as ``fmt``; raise ``ConfigError`` for an unknown format or a
-        broken template."""
+        """Render ``digest`` as ``fmt`` (one of ``FORMATS``, json, or an email part of
+        ``EMAIL_PARTS``); raise ``ConfigError`` for an unknown format, a broken template or
+        an email header template that renders a line break."""
         if fmt == JSON_FORMAT:
             return json.dumps(digest.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
+        if fmt in EMAIL_PARTS:
+            name, values = EMAIL_PARTS[fmt]
+            text = self._render(name, digest, values)
+            return _one_line(text, name) if name in HEADER_PARTS.values() else text
         if fmt not in FORMATS:
             known = ", ".join([*FORMATS, JSON_FORMAT])
             raise ConfigError(f"unknown format {fmt!r} (known: {known})")
+        return self._render(FORMATS[fmt], digest, _DIALECTS.get(fmt, {}))
+
+    def _render(self, name: str, digest: Digest, values: Mapping[str, object]) -> str:
         try:
-            template = self._env.get_template(FORMATS[fmt])
-            return template.render(
-                d=digest, BREAK=CHUNK_BREAK, **self._helpers(digest), **_DIALECTS.get(fmt, {})
-            )
+            template = self._env.get_template(name)
+            return template.render(d=digest, BREAK=CHUNK_BREAK, **self._helpers(digest), **values)
         except Exception as exc:  # a template may fail in any way while it renders
-            where, line = _template_frame(exc, FORMATS[fmt])
+            where, line = _template_frame(exc, name)
             problem = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
             raise ConfigError(f"template {where}{f':{line}' if line else ''}: {problem}") from exc
 
@@ -196,6 +325,17 @@ class DigestRenderer:
             "moment": partial(formatting.moment, locale=locale, zone=zone),
             "safe_url": _safe_url,
         }
+
+
+def _one_line(text: str, name: str) -> str:
+    """A header's value: ``text`` without surrounding white space; ``ConfigError`` if a line
+    break is left (it would end the header and start another)."""
+    text = text.strip()
+    if len(text.splitlines()) > 1:
+        raise ConfigError(
+            f"template {name} renders a line break ({text[:200]!r}); an email header is one line"
+        )
+    return text
 
 
 def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.digest.model import Digest
@@ -51,11 +52,14 @@ class Envelope:
 
     ``delivery_id`` is the same across retries (``webhook-id``, ``Message-ID``);
     ``first_part`` skips the parts of a split message that already went through.
+    ``unsubscribe_token`` and ``subscribed_at`` tell the reader why they get the message
+    and how to stop it; a one-off message (no subscription) has neither.
     """
 
     delivery_id: str
     first_part: int = 0
     unsubscribe_token: str | None = None
+    subscribed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ SMTP connections are kept and reused for every message (a small pool,
 5xx permanent. Messages carry a Message-ID stable per delivery, List-Id and one-click
 List-Unsubscribe (RFC 8058), and are DKIM-signed when a key is configured.
 
+Both bodies end with a footer for the reader (why they get the message, the unsubscribe
+link). The rest is the same for every reader of a message, so it is encoded once: quoted-
+printable is encoded line by line, which lets each reader's footer, encoded on its own, be
+put between the shared pieces at a line boundary.
+
 Addresses are kept as the reader typed them and put in wire form at send time: the domain
 in IDNA (``xn--``) form in the envelope and the To header; a Unicode local part is sent
 raw (RFC 6531/6532) and needs a server that offers SMTPUTF8.
@@ -16,9 +21,11 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import quoprimime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -26,12 +33,15 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import dkim
 from email_validator import validate_email
+from markupsafe import escape
 
-from bot.digest.formatting import full_date
+from bot.digest.formatting import long_date
+from bot.digest.render import EMAIL_PARTS, fill_slots, footer_part
 from bot.errors import (
     BriefingError,
     ConfigError,
@@ -46,6 +56,7 @@ SIGNED_HEADERS = [
     b"List-Id", b"List-Unsubscribe", b"List-Unsubscribe-Post",
 ]  # fmt: skip
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+_BODY_END = re.compile(r"</body", re.IGNORECASE)
 
 
 def check_header(name: str, value: str) -> str:
@@ -116,11 +127,48 @@ def sender_address(mail_from: str) -> Address:
         raise ConfigError(f"BRIEFING_MAIL_FROM {mail_from!r}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class SharedBody:
+    """A message's encoded headers and body as every reader gets them, in three pieces:
+    each reader's text footer goes after the first, their HTML footer after the second."""
+
+    before_text_footer: bytes
+    before_html_footer: bytes
+    rest: bytes
+
+
+def _line_before(body: str, at: int, line: str) -> str:
+    """``body`` with ``line`` inserted as a line of its own at ``at``."""
+    head, tail = body[:at], body[at:]
+    if head and not head.endswith("\n"):
+        head += "\n"
+    return f"{head}{line}\n{tail}"
+
+
+def _footer_place(html: str) -> int:
+    """Where the HTML footer goes: before the last ``</body>``, else at the end."""
+    ends = [match.start() for match in _BODY_END.finditer(html)]
+    return ends[-1] if ends else len(html)
+
+
+def _quoted_printable(footer: str) -> bytes:
+    """``footer`` as a run of whole quoted-printable lines (UTF-8, CRLF), as the email
+    package encodes the rest of the body."""
+    if not footer:
+        return b""
+    if not footer.endswith("\n"):
+        footer += "\n"
+    encoded = quoprimime.body_encode(footer.encode("utf-8").decode("latin-1"), 76)
+    if not encoded.endswith("\n"):
+        encoded += "\n"
+    return encoded.replace("\n", "\r\n").encode("ascii")
+
+
 class EmailOutput(Output):
     """Sends digests as email (text and HTML alternatives)."""
 
     name = "email"
-    formats = ("text", "html")
+    formats = ("text", "html", *EMAIL_PARTS)
 
     def __init__(self, context: OutputContext) -> None:
         super().__init__(context)
@@ -148,52 +196,100 @@ class EmailOutput(Output):
         Mailbox.parse(address)
         return Target(kind=target.kind, address=address)
 
+    def unsubscribe_links(self, envelope: Envelope) -> tuple[str | None, str | None]:
+        """(the https one-click page or None, the mailto link or None) for ``envelope``:
+        both None for a one-off message, which belongs to no subscription."""
+        token = envelope.unsubscribe_token
+        if not token:
+            return None, None
+        mailto = f"mailto:{self._sender}?subject={quote('unsubscribe ' + token)}"
+        public_url = self.context.settings.public_url
+        page = f"{public_url.rstrip('/')}/unsubscribe/{quote(token)}" if public_url else None
+        return page, mailto
+
     def personal_headers(self, to: Mailbox, *, envelope: Envelope) -> list[tuple[str, str]]:
         """The headers particular to one delivery."""
-        settings = self.context.settings
-        token = envelope.unsubscribe_token or "one-off"
-        links = [f"<mailto:{self._sender}?subject={quote('unsubscribe ' + token)}>"]
-        one_click = []
-        if settings.public_url and envelope.unsubscribe_token:
-            base = settings.public_url.rstrip("/")
-            links.insert(0, f"<{base}/unsubscribe/{quote(envelope.unsubscribe_token)}>")
-            if base.startswith("https://"):  # RFC 8058: one-click only over https
-                one_click = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+        page, mailto = self.unsubscribe_links(envelope)
+        unsubscribe = []
+        if mailto:
+            links = ", ".join(f"<{link}>" for link in (page, mailto) if link)
+            unsubscribe = [("List-Unsubscribe", links)]
+            if page and page.startswith("https://"):  # RFC 8058: one-click only over https
+                unsubscribe.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         return [
             ("To", to.address),
             ("Date", format_datetime(datetime.now(UTC))),
             ("Message-ID", f"<{_UNSAFE_ID.sub('-', envelope.delivery_id)}@{self._domain}>"),
-            ("List-Unsubscribe", ", ".join(links)),
-            *one_click,
+            *unsubscribe,
         ]
 
-    def shared_part(self, message: Message) -> bytes:
-        """From, Subject, List-Id and the multipart/alternative body (text, then HTML):
-        the same for every receiver of ``message``, so encoded once."""
-        cached: bytes | None = message.memo.get("email")
+    def shared_part(self, message: Message) -> SharedBody:
+        """From, Subject, List-Id and the multipart/alternative body (text, then HTML, both
+        quoted-printable), cut where the readers' footers go: the same for every receiver
+        of ``message``, so encoded once."""
+        cached: SharedBody | None = message.memo.get("email")
         if cached is None:
-            digest = message.digest
             part = EmailMessage(policy=SMTP_POLICY)
             part["From"] = self._from
-            part["Subject"] = check_header(
-                "Subject", f"{digest.story} — {full_date(digest.date, digest.locale)}"
+            part["Subject"] = check_header("Subject", message.body("email_subject"))
+            part["List-Id"] = check_header(
+                "List-Id", fill_slots(message.body("email_list_id"), {"domain": self._domain})
             )
-            part["List-Id"] = f"Peace talks briefing <briefing.{self._domain}>"
-            part.set_content(message.body("text"))
-            part.add_alternative(message.body("html"), subtype="html")
-            cached = message.memo.setdefault("email", part.as_bytes(policy=SMTP_POLICY))
+            marker = f"briefing-footer-{secrets.token_hex(12)}"
+            text, html = message.body("text"), message.body("html")
+            part.set_content(_line_before(text, len(text), marker), cte="quoted-printable")
+            part.add_alternative(
+                _line_before(html, _footer_place(html), marker),
+                subtype="html",
+                cte="quoted-printable",
+            )
+            pieces = part.as_bytes(policy=SMTP_POLICY).split(marker.encode() + b"\r\n")
+            if len(pieces) != 3:
+                raise ValueError("the footer marker was encoded across lines")
+            cached = message.memo.setdefault("email", SharedBody(*pieces))
         return cached
+
+    def footers(self, message: Message, *, address: str, envelope: Envelope) -> tuple[str, str]:
+        """The text and HTML footers of one reader: why they get ``message`` (the address,
+        the date they subscribed) and the link to unsubscribe, or that it is a one-off."""
+        page, mailto = self.unsubscribe_links(envelope)
+        digest = message.digest
+        if not mailto:
+            case, values = "one_off", {"address": address}
+        else:
+            values = {"address": address, "unsubscribe_url": page or mailto}
+            case = "subscriber_undated"
+            if envelope.subscribed_at is not None:
+                case = "subscriber"
+                local = envelope.subscribed_at.astimezone(ZoneInfo(digest.timezone))
+                values["subscribed_on"] = long_date(local, digest.locale)
+        escaped = {name: str(escape(value)) for name, value in values.items()}
+        text = fill_slots(message.body(footer_part("text", case)), values)
+        html = fill_slots(message.body(footer_part("html", case)), escaped)
+        return text, html
 
     def to_bytes(self, target: Target, message: Message, *, envelope: Envelope) -> bytes:
         """The whole message with CRLF line ends, DKIM-signed when configured; raise
         ``TargetError`` if the address is invalid."""
-        return self._message_bytes(Mailbox.parse(target.address), message, envelope=envelope)
+        address = typed_address(target.address)
+        return self._message_bytes(Mailbox.parse(address), address, message, envelope=envelope)
 
-    def _message_bytes(self, to: Mailbox, message: Message, *, envelope: Envelope) -> bytes:
+    def _message_bytes(
+        self, to: Mailbox, address: str, message: Message, *, envelope: Envelope
+    ) -> bytes:
         personal = self.personal_headers(to, envelope=envelope)
+        text, html = self.footers(message, address=address, envelope=envelope)
+        shared = self.shared_part(message)
         data = b"".join(
-            _header_line(name, value, raw=name == "To") for name, value in personal
-        ) + self.shared_part(message)
+            [
+                *(_header_line(name, value, raw=name == "To") for name, value in personal),
+                shared.before_text_footer,
+                _quoted_printable(text),
+                shared.before_html_footer,
+                _quoted_printable(html),
+                shared.rest,
+            ]
+        )
         settings = self.context.settings
         if self._dkim_key is None or not settings.dkim_selector or not settings.dkim_domain:
             return data
@@ -210,8 +306,9 @@ class EmailOutput(Output):
 
     async def send(self, target: Target, message: Message, *, envelope: Envelope) -> Receipt:
         try:
-            recipient = Mailbox.parse(typed_address(target.address))
-            data = self._message_bytes(recipient, message, envelope=envelope)
+            address = typed_address(target.address)
+            recipient = Mailbox.parse(address)
+            data = self._message_bytes(recipient, address, message, envelope=envelope)
         except (TargetError, ValueError) as exc:
             raise PermanentDeliveryError(f"cannot build the message: {exc}") from exc
         if not self.context.settings.smtp_host:
@@ -221,7 +318,9 @@ class EmailOutput(Output):
 
     def _write_eml(self, data: bytes, delivery_id: str) -> Path:
         directory = self.context.settings.mail_dir
-        directory.mkdir(parents=True, exist_ok=True)
+        for folder in [*reversed(directory.parents), directory]:  # private: readers' addresses
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = directory / f"{stamp}_{_UNSAFE_ID.sub('-', delivery_id)}.eml"
         with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as handle:

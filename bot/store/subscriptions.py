@@ -70,6 +70,7 @@ class Recipient:
     status: str
     paused_reason: str | None
     unsubscribe_token: str
+    created_at: datetime
 
 
 _RECIPIENT = [subscriptions.c[name] for name in Recipient.__dataclass_fields__]
@@ -86,7 +87,7 @@ async def recipients(db: Database, ids: Iterable[int]) -> list[Recipient]:
             Recipient(
                 r.id, r.kind, r.address, tuple(r.secrets or ()),
                 tuple(r.topics) if r.topics else None, r.locale, r.timezone, r.skip_empty,
-                r.status, r.paused_reason, r.unsubscribe_token,
+                r.status, r.paused_reason, r.unsubscribe_token, r.created_at,
             )
             for r in rows
         ]  # fmt: skip

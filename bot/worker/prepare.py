@@ -127,7 +127,9 @@ class Preparer:
             output=output,
             target=Target(kind=sub.kind, address=sub.address, secrets=sub.secrets),
             message=message,
-            envelope=Envelope(row.delivery_id, row.first_part, sub.unsubscribe_token),
+            envelope=Envelope(
+                row.delivery_id, row.first_part, sub.unsubscribe_token, sub.created_at
+            ),
             window=span,
             revision=state.revision,
         )

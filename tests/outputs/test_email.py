@@ -25,7 +25,15 @@ from bot.errors import (
     RetryableDeliveryError,
     TargetError,
 )
-from bot.outputs import Envelope, HttpLimits, OutputContext, Target, TargetPolicy, output_class
+from bot.outputs import (
+    Envelope,
+    HttpLimits,
+    Message,
+    OutputContext,
+    Target,
+    TargetPolicy,
+    output_class,
+)
 from tests.outputs.conftest import message_for, settings_for
 from tests.receivers import start_smtp
 
@@ -324,14 +332,19 @@ async def test_crlf_in_header_settings_is_refused(tmp_path) -> None:
 
 
 async def test_crlf_in_state_text_cannot_inject_headers(tmp_path, renderer, digest) -> None:
+    """A subject that would hold a line break is refused as it is rendered (the operator's
+    mistake, caught at start by the worker's check); a message made some other way with
+    one is refused by the output."""
     evil = digest.model_copy(update={"story": "Briefing\r\nBcc: victim@example.org"})
+    with pytest.raises(ConfigError, match=r"email.subject.j2 renders a line break"):
+        message_for(renderer, evil, "email")
+    message = message_for(renderer, digest, "email")
+    forged = Message(
+        digest, {**message.bodies, "email_subject": "Briefing\r\nBcc: victim@example.org"}
+    )
     output = output_class("email")(email_context(tmp_path))
     with pytest.raises(PermanentDeliveryError, match="line break"):
-        await output.send(
-            Target("email", "r@example.org"),
-            message_for(renderer, evil, "email"),
-            envelope=Envelope("d"),
-        )
+        await output.send(Target("email", "r@example.org"), forged, envelope=Envelope("d"))
 
 
 async def test_concurrent_sends_share_a_bounded_pool_of_connections(
