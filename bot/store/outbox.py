@@ -218,11 +218,11 @@ async def claim(
         query = query.with_for_update(skip_locked=True)
     async with db.engine.begin() as conn:
         found = (await conn.execute(query)).all()
-        exhausted = [i for i, status, n in found if status == Status.SENDING and n >= max_attempts]
+        exhausted = {i for i, status, n in found if status == Status.SENDING and n >= max_attempts}
         if exhausted:
             await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(exhausted), lapsed)
+                .where(deliveries.c.id.in_(sorted(exhausted)), lapsed)
                 .values(
                     status=Status.DEAD,
                     lease_owner=None,
@@ -415,3 +415,28 @@ async def counts(db: Database, *, period: datetime | None = None) -> dict[Status
     )
     async with db.engine.connect() as conn:
         return {Status(status): int(n) for status, n in (await conn.execute(query)).all()}
+
+
+async def prune(db: Database, *, before: datetime) -> int:
+    """Delete finished rows whose period is older than ``before``, keeping each
+    subscription's latest delivered row (its next digest's window starts where that one
+    ended); return how many were deleted. Pending and sending rows are never touched."""
+    later = deliveries.alias("later")
+    superseded = (
+        select(later.c.id)
+        .where(
+            later.c.subscription_id == deliveries.c.subscription_id,
+            later.c.status == Status.DELIVERED,
+            later.c.period > deliveries.c.period,
+        )
+        .exists()
+    )
+    statement = deliveries.delete().where(
+        deliveries.c.period < before,
+        or_(
+            deliveries.c.status.in_([Status.DEAD, Status.SKIPPED]),
+            and_(deliveries.c.status == Status.DELIVERED, superseded),
+        ),
+    )
+    async with db.engine.begin() as conn:
+        return int((await conn.execute(statement)).rowcount)

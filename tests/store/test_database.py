@@ -273,3 +273,37 @@ async def test_a_manual_send_is_queued_in_one_statement(db) -> None:
     triggers = {r.subscription_id: r.trigger for r in await outbox.listing(db, ids=both)}
     assert triggers == {active.id: "manual", resting.id: "forced"}
     assert await subs.kinds(db) == {"generic"}
+
+
+async def test_pruning_keeps_what_the_next_digest_needs(db) -> None:
+    sub = await subs.add(db, new_sub(), now=NOW)
+    days = [NOW - timedelta(days=d) for d in (200, 150, 100, 10)]
+    ids = await outbox.insert(db, [outbox.new_row(sub.id, day, now=day) for day in days])
+    lease = timedelta(minutes=1)
+    claimed = await outbox.claim(db, owner="w", now=NOW, limit=10, lease=lease, max_attempts=8)
+    by_period = {row.period: row.id for row in claimed}
+    outcomes = {
+        days[0]: Status.DELIVERED, days[1]: Status.DEAD, days[2]: Status.DELIVERED,
+        days[3]: Status.DELIVERED,
+    }  # fmt: skip
+    await outbox.record(
+        db,
+        [
+            outbox.Finished(by_period[day], sub.id, Outcome(status, "x", "200", 1), (day, day))
+            for day, status in outcomes.items()
+        ],
+        owner="w",
+        now=NOW,
+    )
+    queued = await outbox.insert(db, [outbox.new_row(sub.id, NOW - timedelta(days=300), now=NOW)])
+    removed = await outbox.prune(db, before=NOW - timedelta(days=90))
+    left = {r.period: r.status for r in await outbox.listing(db, limit=100)}
+    # old dead rows go, and so do old delivered rows a later delivery superseded; the
+    # latest delivered row (where the next window starts) and anything queued stay
+    assert removed == 3 and len(ids) == 4 and queued
+    assert left == {days[3]: "delivered", NOW - timedelta(days=300): "pending"}
+    await outbox.prune(db, before=NOW)
+    assert {r.period for r in await outbox.listing(db, limit=100)} == {
+        days[3],
+        NOW - timedelta(days=300),
+    }
