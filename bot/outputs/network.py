@@ -376,3 +376,36 @@ async def post_json(
         raise RetryableDeliveryError(f"connection failed: {exc or type(exc).__name__}") from exc
     classify(response)
     return response
+
+
+async def send_request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    content: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    total_timeout: float,
+) -> httpx.Response:
+    """Send one request (a PUT, a form POST…) and return the answer whatever its status, for
+    outputs that read a platform's own error answers before ``classify``; network failures
+    become delivery errors as in ``post_json``."""
+    try:
+        try:
+            request = httpx.Request(
+                method, url, content=content, headers={"user-agent": USER_AGENT, **(headers or {})}
+            )
+        except httpx.InvalidURL:
+            if isinstance(client, GuardedClient):
+                await client.pinned.policy.check(url)
+            raise
+        async with asyncio.timeout(total_timeout):
+            return await client.send(request)
+    except (TargetError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise PermanentDeliveryError(str(exc)) from exc
+    except TimeoutError as exc:
+        raise RetryableDeliveryError(f"no answer within {total_timeout:g} s") from exc
+    except httpx.TimeoutException as exc:
+        raise RetryableDeliveryError(f"timed out: {exc or type(exc).__name__}") from exc
+    except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
+        raise RetryableDeliveryError(f"connection failed: {exc or type(exc).__name__}") from exc
