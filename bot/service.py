@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.crypto import Keyring
 from bot.digest import DigestRenderer
 from bot.errors import ConfigError
 from bot.outputs import make_context
 from bot.redact import mask_target
-from bot.settings import Settings
+from bot.settings import Settings, shipped_state_dir
 from bot.store import states
 from bot.store import subscriptions as subs
-from bot.store.database import Database
+from bot.store.database import Database, database_file, shown_url
 from bot.worker import Worker
 
 log = logging.getLogger("briefing")
@@ -30,26 +31,56 @@ def utc_now() -> datetime:
 
 async def open_database(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Database:
     """Open (and migrate) the database; import the state files at first start."""
-    db = await Database.open(settings.database_url)
+    keyring = Keyring.from_setting(settings.secret_key)
+    make_home(settings)
+    db = await Database.open(settings.database_url, keyring=keyring)
     if await states.latest_revision(db) is None:
-        imported = await states.import_state(db, state_dir(settings), now=clock())
-        log.info(
-            "imported the briefing state from %s (revision %s)",
-            settings.state_dir,
-            imported.revision,
-        )
+        source = state_dir(settings)
+        imported = await states.import_state(db, source, now=clock())
+        log.info("imported the briefing state from %s (revision %s)", source, imported.revision)
     return db
 
 
+def make_home(settings: Settings) -> None:
+    """Create the data directory (``BRIEFING_HOME``, owner only) when the database lives
+    in it; any other database directory must already exist."""
+    if not in_home(settings):
+        return
+    try:
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the data directory {settings.home} (BRIEFING_HOME): "
+            f"{exc.strerror or exc}"
+        ) from exc
+
+
+def in_home(settings: Settings) -> bool:
+    """Whether the database is a SQLite file directly in the data directory."""
+    path = database_file(settings.database_url)
+    return path is not None and path.absolute().parent == settings.home.absolute()
+
+
 def state_dir(settings: Settings) -> Path:
-    """``BRIEFING_STATE_DIR``, else ``config/state``, else the copy shipped in the package."""
-    if settings.state_dir.exists():
-        return settings.state_dir
-    return Path(__file__).resolve().parent / "_state"
+    """``BRIEFING_STATE_DIR``, else the state shipped with the bot (the checkout's
+    ``config/state``, or its copy in the installed package)."""
+    return settings.state_dir if settings.state_dir is not None else shipped_state_dir()
 
 
 async def announce(db: Database, settings: Settings) -> None:
     """Say what the bot will do next."""
+    await subs.check_keys(db)  # a missing or wrong BRIEFING_SECRET_KEY stops here
+    if not db.keyring.enabled:
+        log.warning(
+            "BRIEFING_SECRET_KEY is not set: webhook URLs and signing secrets are stored in "
+            "the clear; set it to a key from 'briefing secrets key', then run "
+            "'briefing secrets rotate'"
+        )
+    elif clear := await subs.in_the_clear(db):
+        log.warning(
+            "%d webhook subscription(s) are stored in the clear: run 'briefing secrets rotate'",
+            clear,
+        )
     if not settings.smtp_host:
         log.info(
             "no BRIEFING_SMTP_HOST: email digests are written as .eml files under %s/",
@@ -57,11 +88,9 @@ async def announce(db: Database, settings: Settings) -> None:
         )
     active = await subs.count(db)
     if not active:
-        log.info(
-            "no subscriptions yet; add one with\n"
-            "  briefing subscribe email you@example.org --at 07:00 --timezone Europe/Paris\n"
-            "  briefing subscribe webhook https://hooks.slack.com/services/… --kind slack"
-        )
+        log.info("no subscriptions yet; add one with")
+        log.info("  briefing subscribe email you@example.org --at 07:00 --timezone Europe/Paris")
+        log.info("  briefing subscribe webhook https://hooks.slack.com/services/… --kind slack")
         return
     for sub in await subs.upcoming(db, limit=5):
         local = sub.next_fire_at.astimezone(ZoneInfo(sub.timezone)) if sub.next_fire_at else None
@@ -93,6 +122,8 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
             stack.callback(loop.remove_signal_handler, signum)
+        log.info("data directory: %s (BRIEFING_HOME)", settings.home)
+        log.info("database: %s", shown_url(settings.database_url))
         db = await open_database(settings, clock=clock)
         stack.push_async_callback(db.close)
         context = make_context(settings)

@@ -6,14 +6,15 @@ import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-VAR_DIR = Path("var")
+PACKAGE = Path(__file__).resolve().parent
+APP_NAME = "briefing-bot"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
@@ -25,6 +26,33 @@ def parse_duration(value: object) -> object:
     return value
 
 
+def checkout() -> Path | None:
+    """The source checkout the package runs from (the working tree or an editable
+    install), or None when it runs from an installed wheel."""
+    root = PACKAGE.parent
+    if (root / "pyproject.toml").is_file() and (root / "config" / "state").is_dir():
+        return root
+    return None
+
+
+def default_home() -> Path:
+    """The data directory when ``BRIEFING_HOME`` is not set: the checkout's ``var/`` when
+    the package runs from a checkout, else the platform's user data directory."""
+    root = checkout()
+    if root is not None:
+        return root / "var"
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def shipped_state_dir() -> Path:
+    """The state files that come with the bot: ``config/state`` in a checkout, the copy
+    packed into the wheel (``bot/_state``) otherwise."""
+    root = checkout()
+    return root / "config" / "state" if root is not None else PACKAGE / "_state"
+
+
 class Settings(BaseSettings):
     """Everything the bot reads from ``BRIEFING_*`` variables."""
 
@@ -32,8 +60,9 @@ class Settings(BaseSettings):
         env_prefix="BRIEFING_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    database_url: str = f"sqlite+aiosqlite:///{VAR_DIR}/briefing.db"
-    state_dir: Path = Path("config/state")
+    home: Path = Field(default_factory=default_home)
+    database_url: str = ""  # default: SQLite in ``home`` (filled in below)
+    state_dir: Path | None = None  # default: the state shipped with the bot
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
@@ -42,11 +71,12 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None
     smtp_connections: int = Field(default=3, ge=1, le=50)
     mail_from: str = "Briefing <briefing@localhost>"
-    mail_dir: Path = VAR_DIR / "mail"
+    mail_dir: Path = Path()  # default: ``home``/mail (filled in below)
     public_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None
+    secret_key: SecretStr | None = None  # Fernet keys, comma-separated (bot.crypto)
     allow_private_targets: bool = False
     templates_dir: Path | None = None
     default_locale: Literal["en", "fr"] = "en"
@@ -57,6 +87,25 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _in_home(cls, values: Any) -> Any:
+        """Put the database and the mail directory in the data directory unless set."""
+        if not isinstance(values, dict):
+            return values
+        home = values.get("home")
+        base = (
+            Path(home).expanduser().absolute()
+            if isinstance(home, str | Path) and str(home)
+            else default_home()
+        )
+        values = {**values, "home": base}
+        if not values.get("database_url"):
+            values["database_url"] = f"sqlite+aiosqlite:///{base / 'briefing.db'}"
+        if not values.get("mail_dir"):
+            values["mail_dir"] = base / "mail"
+        return values
 
     @field_validator("catchup", "send_timeout", mode="before")
     @classmethod

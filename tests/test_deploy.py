@@ -90,6 +90,7 @@ def test_the_built_wheel_carries_templates_state_and_migrations(tmp_path) -> Non
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
     env["PYTHONPATH"] = str(tmp_path / "site")
+    env["BRIEFING_HOME"] = str(tmp_path / "data")  # else the user's data directory
     run = subprocess.run(
         [
             sys.executable,
@@ -112,9 +113,10 @@ def test_the_built_wheel_carries_templates_state_and_migrations(tmp_path) -> Non
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    (mail,) = (elsewhere / "var" / "mail").glob("*.eml")
+    (mail,) = (tmp_path / "data" / "mail").glob("*.eml")
     assert b"Pokrovsk" in mail.read_bytes()
-    assert (elsewhere / "var" / "briefing.db").exists() is False  # one-off sends need no database
+    assert (tmp_path / "data" / "briefing.db").exists() is False  # one-off sends need no database
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_env_example_names_only_settings_the_bot_reads() -> None:

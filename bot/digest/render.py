@@ -112,9 +112,13 @@ EMAIL_PARTS: dict[str, tuple[str, Mapping[str, object]]] = {
 
 
 def builtin_templates_dir() -> Path:
-    """The shipped templates: ``templates/`` in a checkout, ``bot/_templates`` when installed."""
-    checkout = Path(__file__).resolve().parents[2] / "templates"
-    return checkout if checkout.is_dir() else Path(__file__).resolve().parents[1] / "_templates"
+    """The shipped templates: the checkout's ``templates/`` when the package runs from a
+    checkout (an editable install), else their copy in the wheel (``bot/_templates``); a
+    ``templates`` folder that happens to sit next to an installed package is not used."""
+    from bot.settings import PACKAGE, checkout
+
+    root = checkout()
+    return root / "templates" if root is not None else PACKAGE / "_templates"
 
 
 def escape_markdown(value: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.crypto import Keyring
 from bot.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -23,6 +25,10 @@ _ASYNC_DRIVERS = {
     "postgresql+psycopg": "postgresql+psycopg_async",
     "postgresql+pg8000": "postgresql+asyncpg",
 }
+_SUPPORTED = ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql+psycopg_async")
+_SUPPORTED_SHOWN = (
+    "sqlite://, sqlite+aiosqlite://, postgresql://, postgresql+asyncpg:// or postgresql+psycopg://"
+)
 
 
 def async_url(url: str) -> URL:
@@ -33,41 +39,89 @@ def async_url(url: str) -> URL:
         raise ConfigError(f"BRIEFING_DATABASE_URL is not a database URL: {exc}") from exc
     driver = _ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername)
     if not driver.startswith(("sqlite", "postgresql")):
-        raise ConfigError(f"unsupported database {parsed.drivername!r} (use SQLite or PostgreSQL)")
+        raise ConfigError(
+            f"unsupported database {parsed.drivername!r} in BRIEFING_DATABASE_URL "
+            f"(use SQLite or PostgreSQL: {_SUPPORTED_SHOWN})"
+        )
+    if driver not in _SUPPORTED:
+        raise ConfigError(
+            f"unsupported database driver {parsed.drivername!r} in BRIEFING_DATABASE_URL "
+            f"(supported: {_SUPPORTED_SHOWN})"
+        )
     return parsed.set(drivername=driver)
 
 
-class Database:
-    """One async engine for the process, with the schema migrated to the latest version."""
+def database_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for other databases, in-memory SQLite and
+    URI file names (or a URL that is not valid)."""
+    try:
+        parsed = async_url(url)
+    except ConfigError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.query.get("uri"):
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be shown: password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+class Database:
+    """One async engine for the process, with the schema migrated to the latest version,
+    and the keys that seal what is secret in it (none: stored in the clear)."""
+
+    def __init__(self, engine: AsyncEngine, *, keyring: Keyring | None = None) -> None:
         self.engine = engine
+        self.keyring = keyring or Keyring()
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Database:
-        """Connect (creating a SQLite file's folder), then apply pending migrations."""
+    async def open(
+        cls, url: str, *, migrate: bool = True, keyring: Keyring | None = None
+    ) -> Database:
+        """Connect (creating a SQLite file, readable by its owner only), then apply
+        pending migrations."""
         parsed = async_url(url)
+        shown = parsed.render_as_string(hide_password=True)
         options: dict[str, Any] = {}
         if parsed.drivername.startswith("sqlite"):
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if (path := database_file(url)) is not None:
+                if not path.parent.is_dir():
+                    raise ConfigError(
+                        f"the database's directory {path.parent} does not exist or is not a "
+                        f"directory (BRIEFING_DATABASE_URL={shown}): create it first"
+                    )
+                try:
+                    _create_private(path)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot create the database {parsed.database}: {exc.strerror or exc}"
+                    ) from exc
             options["connect_args"] = {"timeout": 30}
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-        engine = create_async_engine(parsed, **options)
+        try:
+            engine = create_async_engine(parsed, **options)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise ConfigError(f"cannot use the database {shown}: {exc}") from exc
         if parsed.drivername.startswith("sqlite"):
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        database = cls(engine)
+        database = cls(engine, keyring=keyring)
         if migrate:
             try:
                 await database.migrate()
             except (SQLAlchemyError, OSError) as exc:
                 await engine.dispose()
-                shown = parsed.render_as_string(hide_password=True)
                 raise ConfigError(f"cannot open the database {shown}: {exc}") from exc
         return database
 
@@ -79,6 +133,19 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _create_private(path: Path) -> None:
+    """Create a SQLite file readable by its owner only (0600) if it is missing; SQLite
+    gives its journal and WAL files the mode of the database file."""
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(handle, 0o600)
+    finally:
+        os.close(handle)
 
 
 def _current_revision(connection: Connection) -> str | None:
