@@ -38,10 +38,20 @@ def output_class(name: str) -> type[Output]:
 
 
 def infer_kind(address: str) -> str:
-    """Guess the output for an address: email for addresses, else by the webhook's host."""
+    """Guess the output for an address: the output that claims it (an output class may
+    have a ``claims(address)`` class method: a Telegram channel name, a Matrix room link,
+    an Apprise URL), email for addresses, else the output whose ``hosts`` has the URL's
+    host; ``generic`` when none does."""
+    for name, cls in output_classes().items():
+        claims = getattr(cls, "claims", None)
+        if callable(claims) and claims(address):
+            return name
     if address.startswith("mailto:") or ("@" in address and "://" not in address):
         return "email"
-    host = (urlsplit(address).hostname or "").lower()
+    try:
+        host = (urlsplit(address).hostname or "").lower()
+    except ValueError:
+        return "generic"
     for name, cls in output_classes().items():
         for known in getattr(cls, "hosts", ()):
             if host == known or host.endswith("." + known):

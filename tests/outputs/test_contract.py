@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import yaml
@@ -37,13 +37,58 @@ from bot.outputs import (
     output_class,
 )
 from bot.outputs.registry import output_classes
-from bot.outputs.webhooks import new_secret
 from bot.state import State, load_state
 from tests.conftest import SEED_STATE
 from tests.outputs.conftest import FAST, NOW, message_for, settings_for
-from tests.receivers import reply, reply_json
+from tests.outputs.platforms import (
+    TELEGRAM_TAGS,
+    PlatformReceiver,
+    google_error,
+    matrix_error,
+    ntfy_error,
+    telegram_error,
+    zulip_error,
+)
+from tests.receivers import Received, reply, reply_json
 
-KINDS = ["generic", "slack", "discord", "teams", "mattermost", "email"]
+WEBHOOK_KINDS = ["generic", "slack", "discord", "teams", "mattermost"]
+# Native outputs calling a platform's API; each is tested against a local stand-in that
+# answers as the platform documents (tests/outputs/platforms.py).
+API_KINDS = ["telegram", "matrix", "googlechat", "ntfy", "zulip"]
+HTTP_KINDS = WEBHOOK_KINDS + API_KINDS
+KINDS = [*HTTP_KINDS, "email", "apprise"]
+# How each platform says "slow down" (and the wait it gives, if any).
+SLOW_DOWN = {
+    "discord": (reply_json(429, {"retry_after": 2.5}), 2.5),
+    "telegram": (telegram_error(429, "Too Many Requests: retry after 2", retry_after=2), 2.0),
+    "matrix": (
+        matrix_error(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=2000),
+        2.0,
+    ),
+    "googlechat": (google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted"), None),
+    "ntfy": (ntfy_error(429, 42901, "limit reached: too many requests, please be nice"), None),
+    "zulip": (
+        zulip_error(429, "RATE_LIMIT_HIT", "API usage exceeded rate limit", **{"retry-after": 2.0}),
+        2.0,
+    ),
+}
+# How each platform refuses a request for good.
+REFUSE = {
+    "telegram": telegram_error(400, "Bad Request: chat not found"),
+    "matrix": matrix_error(400, "M_BAD_JSON", "Content not JSON."),
+    "googlechat": google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
+    "ntfy": ntfy_error(400, 40009, "invalid request: topic invalid"),
+    "zulip": zulip_error(400, "STREAM_DOES_NOT_EXIST", "Channel 'briefing' does not exist"),
+}
+
+
+@pytest.fixture
+async def receiver():
+    """The tests' HTTP receiver, which also stands in for the chat platforms' APIs."""
+    server = PlatformReceiver()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @dataclass
@@ -81,19 +126,18 @@ async def channel(request, tmp_path, receiver, smtp):
         ctx = OutputContext(
             settings=settings_for(tmp_path), policy=TargetPolicy(allow_private=True), limits=FAST
         )
-        secrets = (new_secret(),) if kind == "generic" else ()
-        later = (
-            reply_json(429, {"retry_after": 2.5})
-            if kind == "discord"
-            else reply(429, "slow down", {"Retry-After": "2"})
-        )
+        later = SLOW_DOWN.get(kind, (reply(429, "slow down", {"Retry-After": "2"}), 2.0))[0]
+        never = REFUSE.get(kind, reply(404, "no_service"))
+        ok = receiver.target(kind, "ok")
         made = Channel(
             output_class(kind)(ctx),
-            Target(kind, receiver.on("/ok"), secrets),
-            Target(kind, receiver.on("/later", later), secrets),
-            Target(kind, receiver.on("/never", reply(404, "no_service")), secrets),
-            Target(kind, "gopher://127.0.0.1/x", secrets),
-            lambda: len(receiver.hits("/ok")),
+            ok,
+            receiver.target(kind, "later", reply(500, "boom") if kind == "apprise" else later),
+            Target(kind, "json://", ok.secrets)
+            if kind == "apprise"
+            else receiver.target(kind, "never", never),
+            Target(kind, "gopher://127.0.0.1/x", ok.secrets),
+            lambda: len(receiver.under("/ok")),
         )
     yield made
     await made.output.aclose()
@@ -107,7 +151,7 @@ async def test_delivers(channel: Channel, renderer, digest) -> None:
     receipt = await channel.output.send(
         target, message_for(renderer, digest, kind), envelope=Envelope("dlv_ok")
     )
-    assert receipt.status in {"200", "250"} and receipt.parts >= 1
+    assert receipt.status in {"200", "250", "sent"} and receipt.parts >= 1
     assert channel.delivered() == receipt.parts
 
 
@@ -118,10 +162,9 @@ async def test_retryable_failure(channel: Channel, renderer, digest) -> None:
         await channel.output.send(
             channel.retryable, message_for(renderer, digest, kind), envelope=Envelope("d")
         )
-    if kind == "discord":
-        assert caught.value.retry_after == 2.5
-    elif kind != "email":
-        assert caught.value.retry_after == 2.0 and caught.value.status == 429
+    if kind in HTTP_KINDS:
+        wait = SLOW_DOWN.get(kind, (None, 2.0))[1]
+        assert caught.value.retry_after == wait and caught.value.status == 429
 
 
 @pytest.mark.parametrize("channel", KINDS, indirect=True)
@@ -140,7 +183,7 @@ async def test_invalid_target_is_refused(channel: Channel) -> None:
         await channel.output.validate(channel.invalid)
 
 
-@pytest.mark.parametrize("kind", KINDS[:-1])
+@pytest.mark.parametrize("kind", HTTP_KINDS)
 @pytest.mark.parametrize(
     ("answer", "error", "gone"),
     [
@@ -169,14 +212,11 @@ async def test_status_handling(
     ctx = OutputContext(
         settings=settings_for(tmp_path), policy=TargetPolicy(allow_private=True), limits=FAST
     )
-    url = receiver.on("/status", answer)
-    secrets = (new_secret(),) if kind == "generic" else ()
+    target = receiver.target(kind, "status", answer)
     try:
         with pytest.raises(error) as caught:
             await output_class(kind)(ctx).send(
-                Target(kind, url, secrets),
-                message_for(renderer, digest, kind),
-                envelope=Envelope("d"),
+                target, message_for(renderer, digest, kind), envelope=Envelope("d")
             )
     finally:
         await ctx.aclose()
@@ -185,15 +225,14 @@ async def test_status_handling(
         assert caught.value.retry_after == 30.0
 
 
-@pytest.mark.parametrize("kind", KINDS[:-1])
+@pytest.mark.parametrize("kind", HTTP_KINDS)
 async def test_dropped_connection_is_retryable(kind, receiver, context, renderer, digest) -> None:
     from tests.receivers import drop
 
-    url = receiver.on("/drop", drop())
-    secrets = (new_secret(),) if kind == "generic" else ()
+    target = receiver.target(kind, "drop", drop())
     with pytest.raises(RetryableDeliveryError, match="connection failed|timed out"):
         await output_class(kind)(context).send(
-            Target(kind, url, secrets), message_for(renderer, digest, kind), envelope=Envelope("d")
+            target, message_for(renderer, digest, kind), envelope=Envelope("d")
         )
 
 
@@ -203,7 +242,7 @@ def test_every_builtin_is_registered_by_entry_point() -> None:
 
 def test_unknown_kind_lists_the_known_ones() -> None:
     with pytest.raises(
-        ConfigError, match=r"unknown output kind 'pager' \(known: discord, email, generic"
+        ConfigError, match=r"unknown output kind 'pager' \(known: apprise, discord, email, generic"
     ):
         output_class("pager")
 
@@ -277,6 +316,7 @@ HOSTILE = [
     "@here",
     "@channel",
     "@all",
+    "@room",
     "<!channel>",
     "<!here>",
     "<@U123>",
@@ -308,11 +348,13 @@ HOSTILE_URL = "https://news.example/r)[EVILURL](https://evil.example/u"
 EVIL_HOSTS = {"evil.example"}
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060"), None)
 # Glyphs outputs may use in place of markup characters; a reader sees the same character.
-LOOKALIKES = str.maketrans({"∗": "*", "＿": "_", "∼": "~", "ˋ": "`", "［": "[", "］": "]"})
+LOOKALIKES = str.maketrans(
+    {"∗": "*", "＿": "_", "∼": "~", "ˋ": "`", "［": "[", "］": "]", "＜": "<", "＞": ">"}
+)
 # Markdown tokens that are markup besides every *_open (paragraphs aside: a longer text
 # may be split into more messages, hence more paragraphs).
 MARKUP_TOKENS = {"code_inline", "html_inline", "html_block", "image", "hr", "fence", "code_block"}
-MENTIONS = re.compile(r"@(everyone|here|channel|all)\b|(?<!\\)<[@#!]|<at>", re.IGNORECASE)
+MENTIONS = re.compile(r"@(everyone|here|channel|all|room)\b|(?<!\\)<[@#!]|<at>", re.IGNORECASE)
 
 
 def one_liners(words: list[str], size: int = 190) -> list[str]:
@@ -494,6 +536,40 @@ def plain_seen(text: str) -> Seen:
     return Seen(shown=text)
 
 
+def telegram_seen(payload: dict) -> Seen:
+    """Telegram's HTML parse mode: its tag subset only, link previews off."""
+    assert payload["parse_mode"] == "HTML"
+    assert payload["link_preview_options"] == {"is_disabled": True}
+    seen = html_seen(payload["text"])
+    assert set(seen.markup) <= TELEGRAM_TAGS, seen.markup
+    seen.raw = payload["text"]
+    return seen
+
+
+def matrix_seen(content: dict) -> Seen:
+    """An m.room.message: the HTML a client shows, and the plain body it falls back to."""
+    assert content["format"] == "org.matrix.custom.html" and content["m.mentions"] == {}
+    seen = html_seen(content["formatted_body"])
+    del seen.markup["br"]  # the text's own line breaks (state text cannot write a tag)
+    seen.add(plain_seen(content["body"]))
+    # the plain body is read for @room only (legacy push rules); <@U123> means nothing there
+    assert not re.search(r"@room\b", content["body"])
+    seen.raw = content["formatted_body"]
+    return seen
+
+
+def google_chat_seen(text: str) -> Seen:
+    """Google Chat text: ``<url|text>`` links, ``<users/…>`` mentions, *b* _i_ ~s~ `c`, and
+    lists made by ``*`` or ``-`` at a line's start; no escapes, no entities."""
+    assert "<users/" not in text
+    seen = Seen(raw=text)
+    seen.links += [match[1] for match in re.finditer(r"<([^>|]*)(?:\|([^>]*))?>", text)]
+    seen.markup.update(c for c in text if c in "<*_~`")
+    seen.markup["list"] += len(re.findall(r"^[*-] ", text, re.MULTILINE))
+    seen.shown = re.sub(r"<[^>|]*\|([^>]*)>", r"\1", text)
+    return seen
+
+
 def payload_seen(kind: str, payload: dict) -> Seen:
     seen = Seen()
     if kind == "generic":
@@ -517,9 +593,25 @@ def payload_seen(kind: str, payload: dict) -> Seen:
         for block in card["body"]:
             seen.add(markdown_seen(block["text"], escapes=False))
             assert "{{" not in block["text"]  # Adaptive Card {{DATE()}}/{{TIME()}} functions
+    elif kind == "telegram":
+        seen.add(telegram_seen(payload))
+    elif kind == "matrix":
+        seen.add(matrix_seen(payload))
+    elif kind == "googlechat":
+        seen.add(google_chat_seen(payload["text"]))
+    elif kind in ("ntfy", "apprise"):
+        seen.add(plain_seen(payload["title"]))  # a notification's title is plain text
+        seen.add(markdown_seen(payload["message"]))
+    elif kind == "zulip":
+        seen.add(markdown_seen(payload["content"]))
     else:
         seen.add(markdown_seen(payload["text"]))
     return seen
+
+
+def payload_of(kind: str, request: Received) -> dict:
+    """What a request carried: its form (Zulip) or its JSON."""
+    return dict(parse_qsl(request.body.decode())) if kind == "zulip" else request.json()
 
 
 def email_seen(raw: bytes) -> Seen:
@@ -537,15 +629,15 @@ def email_seen(raw: bytes) -> Seen:
 async def sent(channel: Channel, renderer, digest: Digest, receiver, smtp) -> Seen:
     """Send ``digest`` through the channel to its real local receiver; what arrived."""
     kind = channel.ok.kind
-    before = len(receiver.hits("/ok"))
+    before = len(receiver.under("/ok"))
     await channel.output.send(
         channel.ok, message_for(renderer, digest, kind), envelope=Envelope(f"dlv_{kind}")
     )
     seen = Seen()
     if kind == "email":
         seen.add(email_seen(bytes(smtp[1].messages[-1].content)))
-    for request in receiver.hits("/ok")[before:]:
-        seen.add(payload_seen(kind, request.json()))
+    for request in receiver.under("/ok")[before:]:
+        seen.add(payload_seen(kind, payload_of(kind, request)))
     return seen
 
 
@@ -571,3 +663,144 @@ async def test_state_text_never_becomes_a_link_mention_or_markup(
     missing = [text for text in [*HOSTILE, *HOSTILE_LINES] if text not in shown]
     assert not missing, missing
     assert "1337" not in shown
+
+
+# ── Native outputs: limits, resuming, secrets, the SSRF guard ───────────────────────────
+
+SPLIT_KINDS = [*API_KINDS, "apprise"]
+FILLER = re.compile(r"Filler development number \d+ ")
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+def within_limits(kind: str, request: Received) -> None:
+    """The platform's documented limit for one message (the stand-ins refuse more too)."""
+    payload = payload_of(kind, request)
+    if kind == "telegram":  # characters after entity parsing, counted in UTF-16
+        assert len(html_seen(payload["text"]).shown.encode("utf-16-le")) // 2 <= 4096
+    elif kind == "matrix":  # 65,536 bytes an event, the homeserver's envelope included
+        assert len(request.body) <= 60_000
+    elif kind == "googlechat":
+        assert len(payload["text"]) <= 4096
+    elif kind == "ntfy":
+        assert len(payload["message"].encode()) <= 4096
+    elif kind == "zulip":
+        assert len(payload["content"].encode()) <= 10_000
+    else:  # Apprise's json:// service: body_maxlen
+        assert len(payload["message"]) <= 32_768
+
+
+@pytest.mark.parametrize("kind", SPLIT_KINDS)
+async def test_a_long_digest_is_split_within_limits_in_order(
+    kind, receiver, context, renderer, long_digest
+) -> None:
+    target = receiver.target(kind, "long")
+    output = output_class(kind)(context)
+    receipt = await output.send(
+        target, message_for(renderer, long_digest, kind), envelope=Envelope("dlv_long")
+    )
+    requests = receiver.under("/long")
+    assert receipt.parts == len(requests) > 1
+    for request in requests:
+        within_limits(kind, request)
+    seen = [payload_seen(kind, payload_of(kind, r)) for r in requests]
+    if kind == "matrix":  # the HTML only, not also its plain fallback
+        seen = [html_seen(payload_of(kind, r)["formatted_body"]) for r in requests]
+    shown = "\n".join(s.shown for s in seen)
+    # every development once, in the digest's order: nothing lost, nothing repeated
+    assert FILLER.findall(shown) == FILLER.findall(renderer.render(long_digest, "text"))
+
+
+@pytest.mark.parametrize("kind", SPLIT_KINDS)
+async def test_a_retry_resumes_at_the_failed_part(
+    kind, receiver, context, renderer, long_digest
+) -> None:
+    from bot.delivery import RetryPolicy, deliver
+
+    answer = receiver.answer()
+    target = receiver.target(kind, "resume", answer, reply(500, "boom"), answer)
+    message = message_for(renderer, long_digest, kind)
+    outcome = await deliver(
+        output_class(kind)(context),
+        target,
+        message,
+        envelope=Envelope("dlv_resume"),
+        policy=RetryPolicy(attempts=3, base=0.01, cap=0.01),
+        sleep=no_sleep,
+    )
+    requests = receiver.under("/resume")
+    assert outcome.ok and outcome.attempts == 2
+    assert len(requests) == outcome.parts + 1  # the second part twice, every other once
+    bodies = [r.body for r in requests]
+    assert bodies[1] == bodies[2] and bodies.count(bodies[0]) == 1
+
+
+def shown_secrets(kind: str, target: Target) -> list[str]:
+    """Everything of ``target`` that must never be shown: its secrets, tokens in its
+    address, credentials derived from them."""
+    import base64
+
+    found = list(target.secrets)
+    query = dict(parse_qsl(urlsplit(target.address).query))
+    found += [query[k] for k in ("key", "token") if k in query]
+    if kind == "zulip":
+        found.append(base64.b64encode(f"{query['email']}:{target.secrets[0]}".encode()).decode())
+    if kind == "apprise":
+        found.append(urlsplit(target.address).password or "")
+    return [secret for secret in found if secret]
+
+
+@pytest.mark.parametrize("status", [200, 400, 500])
+@pytest.mark.parametrize("kind", SPLIT_KINDS)
+async def test_secrets_are_never_shown(kind, status, receiver, context, renderer, digest) -> None:
+    from tests.outputs.platforms import tattletale
+
+    target = receiver.target(kind, "tell", tattletale(status))
+    if kind == "apprise":
+        target = Target(kind, target.address.replace("://", "://briefing:Pa55word-kept-secret@"))
+    output = output_class(kind)(context)
+    told = []
+    try:
+        receipt = await output.send(
+            target, message_for(renderer, digest, kind), envelope=Envelope("d")
+        )
+        told.append(receipt.answer)
+    except DeliveryError as exc:
+        told += [exc.reason, str(exc)]
+    assert receiver.under("/tell")
+    if kind != "apprise":  # Apprise tells only that it failed
+        assert "/tell" in " ".join(told)  # the answer is shown…
+    for secret in shown_secrets(kind, target):  # …but never a secret
+        assert all(secret not in text for text in told), (secret, told)
+
+
+@pytest.mark.parametrize("kind", SPLIT_KINDS)
+async def test_private_targets_are_refused(kind, receiver, tmp_path, renderer, digest) -> None:
+    strict = OutputContext(
+        settings=settings_for(tmp_path, allow_private_targets=False),
+        policy=TargetPolicy(),
+        limits=FAST,
+    )
+    target = receiver.target(kind, "private")
+    target = Target(kind, target.address.replace("http://", "https://"), target.secrets)
+    output = output_class(kind)(strict)
+    try:
+        with pytest.raises(TargetError, match="loopback"):
+            await output.validate(target)
+        with pytest.raises(PermanentDeliveryError, match="loopback"):
+            await output.send(target, message_for(renderer, digest, kind), envelope=Envelope("d"))
+    finally:
+        await output.aclose()
+        await strict.aclose()
+    assert not receiver.under("/private")
+
+
+@pytest.mark.parametrize("kind", API_KINDS)
+async def test_payloads_preview_what_each_part_carries(kind, context, renderer, digest) -> None:
+    output = output_class(kind)(context)
+    message = message_for(renderer, digest, kind)
+    payloads = output.payloads(message)  # type: ignore[attr-defined]
+    assert len(payloads) == len(output.parts(message)) >= 1  # type: ignore[attr-defined]
+    assert json.loads(json.dumps(payloads, ensure_ascii=False)) == payloads
