@@ -1,0 +1,79 @@
+"""``briefing outputs`` and ``briefing subscribe telegram|matrix|…`` (bot/cli/outputs.py),
+run on an app of their own (the commands are added to the main one by ``register``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bot.cli.outputs import register
+from bot.settings import get_settings
+from tests.conftest import SEED_STATE
+from tests.outputs.platforms import MATRIX_TOKEN, TELEGRAM_TOKEN
+
+
+@pytest.fixture
+def run(tmp_path):
+    app = typer.Typer()
+    subscribe = typer.Typer()
+    app.add_typer(subscribe, name="subscribe")
+    register(app, subscribe)
+    env = {
+        "BRIEFING_HOME": str(tmp_path / "home"),
+        "BRIEFING_DATABASE_URL": f"sqlite:///{tmp_path / 'briefing.db'}",
+        "BRIEFING_STATE_DIR": str(SEED_STATE),
+        "BRIEFING_ALLOW_PRIVATE_TARGETS": "true",
+        "TG_TOKEN": TELEGRAM_TOKEN,
+        "MX_TOKEN": MATRIX_TOKEN,
+    }
+
+    def invoke(*args: str):
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
+
+    return invoke
+
+
+def test_outputs_lists_every_kind(run) -> None:
+    result = run("outputs", "--json")
+    assert result.exit_code == 0, result.output
+    kinds = {row["kind"]: row for row in json.loads(result.output)}
+    assert {"telegram", "matrix", "googlechat", "ntfy", "zulip", "apprise", "slack"} <= set(kinds)
+    assert kinds["telegram"]["hosts"] == ["api.telegram.org"]
+    assert kinds["telegram"]["formats"] == ["chat_html"]
+    assert "Telegram" in run("outputs").output
+
+
+def test_subscribe_telegram_takes_the_token_from_the_environment(run) -> None:
+    result = run(
+        "subscribe", "telegram", "--chat", "@briefing_test", "--api", "http://127.0.0.1:9",
+        "--token-env", "TG_TOKEN", "--at", "07:30", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["kind"] == "telegram" and created["cron"] == "30 7 * * *"
+    assert TELEGRAM_TOKEN not in result.output and TELEGRAM_TOKEN.split(":")[1] not in result.output
+
+
+def test_subscribe_matrix(run) -> None:
+    result = run(
+        "subscribe", "matrix", "--homeserver", "http://127.0.0.1:9", "--room",
+        "!briefing:example.org", "--token-env", "MX_TOKEN", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["kind"] == "matrix" and MATRIX_TOKEN not in result.output
+
+
+def test_an_unset_variable_is_named(run) -> None:
+    result = run("subscribe", "telegram", "--chat", "@briefing_test", "--token-env", "NOPE_VAR")
+    assert result.exit_code != 0
+    # the error is printed (a usage error) or raised for the root command to print
+    raised = "" if isinstance(result.exception, SystemExit) else str(result.exception)
+    message = f"{result.output} {raised}"
+    assert "--token-env NOPE_VAR" in message and "not set" in message
