@@ -1,8 +1,10 @@
-"""Run ``briefing`` as a real process, with its own environment."""
+"""Run ``briefing`` as a real process, or in this process through the same entry point,
+with its own environment."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from datetime import datetime
@@ -14,6 +16,7 @@ from tests.conftest import ROOT, SEED_STATE
 def bot_env(tmp_path: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
     env.update(
+        BRIEFING_HOME=str(tmp_path / "home"),
         BRIEFING_DATABASE_URL=database_url or f"sqlite:///{tmp_path / 'briefing.db'}",
         BRIEFING_STATE_DIR=str(SEED_STATE),
         BRIEFING_MAIL_DIR=str(tmp_path / "mail"),
@@ -24,6 +27,37 @@ def bot_env(tmp_path: Path, database_url: str | None = None, **extra: str) -> di
     )
     env.update(extra)
     return env
+
+
+def invoke(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``briefing ARGS`` in this process, through the same error handling as the script,
+    with exactly the ``BRIEFING_*`` variables of ``env``: exit code, stdout, stderr. An
+    exception the CLI does not turn into a message is raised here."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.settings import get_settings
+
+    variables: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BRIEFING_")}
+    variables.update({k: v for k, v in env.items() if k.startswith("BRIEFING_")})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app, list(args), env=variables, catch_exceptions=False, prog_name="briefing"
+        )
+    finally:
+        get_settings.cache_clear()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``invoke`` from a test's event loop: the CLI runs its own loop in a thread, while
+    the test's receivers keep serving."""
+    return await asyncio.to_thread(invoke, *args, env=env)
 
 
 async def briefing(

@@ -6,47 +6,107 @@ import asyncio
 import io
 import json
 import logging
-import sys
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
 from bot.digest import DigestRenderer, ReaderOptions
+from bot.errors import ConfigError
 from bot.settings import Settings, get_settings
 from bot.state import State, load_state
 from bot.state.model import check_timezone
 from bot.store.database import Database
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 T = TypeVar("T")
+MAX_ID = 2**63 - 1  # the database's integer ids
+FIRST_YEAR, LAST_YEAR = 2, 9998  # a window's start and the zones around a date stay in range
+# C0 controls (ESC included), DEL, C1 controls, and the Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def fail(message: str, *, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+def fail(message: str) -> NoReturn:
+    """Stop the command: a usage or option problem (exit 2)."""
+    raise ConfigError(message)
 
 
 def settings() -> Settings:
     return get_settings()
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        stream=sys.stderr,
-    )
-    for noisy in ("apscheduler", "alembic", "aiosmtplib", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+# ── Text that reaches a terminal ─────────────────────────────────────────────────────────
+
+
+def escaped(text: str) -> str:
+    """``text`` with control characters (ESC, CR, LF…) written as escapes, so that what a
+    reader or a receiver typed cannot move the cursor, colour or split a line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def shown(value: object) -> str:
+    """A value as a person reads it: yes/no, "—" for nothing, escapes for control characters."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(v) for v in value)
+    return escaped(str(value))
+
+
+def plural(count: int, singular: str, several: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else several or singular + 's'}"
+
+
+# ── Options ──────────────────────────────────────────────────────────────────────────────
+
+
+def check_ids(value: T) -> T:
+    """A typer callback: subscription ids are 1 to 2**63-1 (the database's integers)."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, int) and not 1 <= item <= MAX_ID:
+            raise typer.BadParameter(f"{item} is not a subscription id (1 to {MAX_ID})")
+    return value
+
+
+def not_empty(value: T) -> T:
+    """A typer callback: an option given must have a value (``--timezone ''`` is refused
+    rather than read as "the default")."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and not item.strip():
+            raise typer.BadParameter("empty")
+    return value
+
+
+def check_name(name: str | None, *, option: str = "--name") -> str | None:
+    """A name or a reason: one line of printable text (no control characters)."""
+    if name is None:
+        return None
+    if not name.strip():
+        fail(f"{option}: empty")
+    if found := _CONTROL.search(name):
+        fail(
+            f"{option}: control character U+{ord(found.group()):04X} not allowed "
+            f"(at position {found.start() + 1})"
+        )
+    return name
 
 
 def parse_topics(value: str | None) -> tuple[str, ...] | None:
-    if not value:
+    """``a,b`` → ``("a", "b")``, each once, in the order given; None (all) if not given."""
+    if value is None:
         return None
-    return tuple(t.strip() for t in value.split(",") if t.strip())
+    topics = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+    if not topics:
+        fail("--topics: empty")
+    return topics
 
 
 def check_zone(zone: str) -> str:
@@ -65,6 +125,8 @@ def parse_moment(value: str | None, *, option: str, timezone: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         fail(f"{option}: {value!r} is not an ISO 8601 date or datetime (e.g. 2025-12-02T07:00)")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        fail(f"{option}: {value!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=check_timezone(timezone))
     return moment
@@ -89,8 +151,25 @@ def renderer() -> DigestRenderer:
     return DigestRenderer(templates_dir=settings().templates_dir)
 
 
+# ── Output ───────────────────────────────────────────────────────────────────────────────
+
+
+def to_json(value: object) -> object:
+    """``json.dumps``'s fallback: timestamps as ISO 8601, anything else as text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def emit(data: Any, *, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json else text)
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=to_json) if as_json else text)
+
+
+def numeric(code: str | int | None) -> str | int | None:
+    """A status code as a number when it is one (HTTP, SMTP), else as it is ("written")."""
+    if isinstance(code, str) and code.isdigit():
+        return int(code)
+    return code
 
 
 def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
@@ -108,13 +187,61 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain text table (rich when on a terminal)."""
+    """A plain text table, every cell on one line with control characters escaped."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(*headers, box=None, pad_edge=False, show_edge=False)
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        grid.add_row(*(Text("" if cell is None else escaped(str(cell))) for cell in row))
     buffer = io.StringIO()
-    Console(file=buffer, width=200, color_system=None).print(grid)
+    Console(file=buffer, width=100_000, color_system=None).print(grid)  # no wrapping
     return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip().splitlines())
+
+
+# ── Logs ─────────────────────────────────────────────────────────────────────────────────
+
+
+@cache
+def err_console() -> Console:
+    """The one console on stderr: log lines and progress bars go through it, so log lines
+    are printed above a progress bar instead of through it."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per record: line breaks and other control characters in the message (a
+    receiver's answer, a reader's name) are escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escaped(record.message)
+        return super().formatMessage(record)
+
+
+class ConsoleHandler(logging.Handler):
+    """Log records printed through ``err_console()``, never wrapped."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console().print(
+                self.format(record), markup=False, highlight=False, emoji=False, soft_wrap=True
+            )
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+def setup_logging(verbose: bool = False, *, level: int = logging.INFO) -> None:
+    handler = ConsoleHandler()
+    handler.setFormatter(
+        OneLineFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, ConsoleHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else level)
+    for noisy in ("apscheduler", "alembic", "aiosmtplib", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import uuid
 from datetime import datetime
@@ -11,16 +12,22 @@ from typing import Annotated, Any
 import typer
 
 from bot.cli.common import (
+    check_ids,
     emit,
+    err_console,
+    escaped,
     fail,
     load_current_state,
+    not_empty,
+    numeric,
     parse_moment,
     reader_options,
     renderer,
     settings,
+    setup_logging,
     table,
 )
-from bot.cli.subscriptions import deliveries_table, delivery_view
+from bot.cli.subscriptions import deliveries_table, delivery_view, find
 from bot.delivery import Status, deliver, render_message
 from bot.digest import Digest, Window, compose
 from bot.errors import ConfigError
@@ -35,45 +42,97 @@ from bot.worker import Worker, send_and_wait
 
 def send(
     to: Annotated[
-        str | None, typer.Option(help="A webhook URL or an email address (one-off).")
+        str | None,
+        typer.Option(
+            metavar="TARGET",
+            help="Send once to this webhook URL or email address, without a subscription "
+            "(give one of --to, --subscription or --all).",
+            callback=not_empty,
+        ),
     ] = None,
     kind: Annotated[
         str | None,
-        typer.Option(help="generic, slack, discord, teams, mattermost or email (inferred)."),
+        typer.Option(
+            metavar="KIND",
+            help="generic, slack, discord, teams, mattermost or email (default: from --to).",
+            callback=not_empty,
+        ),
     ] = None,
     secret: Annotated[
-        list[str] | None, typer.Option(help="Signing secret(s) whsec_… for generic webhooks.")
+        list[str] | None,
+        typer.Option(
+            metavar="WHSEC",
+            help="Signing secret whsec_… for a generic webhook, repeatable (default: a new one).",
+            callback=not_empty,
+        ),
     ] = None,
     subscription: Annotated[
-        list[int] | None, typer.Option(help="Send to this subscription now (repeatable).")
+        list[int] | None,
+        typer.Option(
+            metavar="ID",
+            help="Send to this subscription now, repeatable (give one of --to, --subscription "
+            "or --all).",
+            callback=check_ids,
+        ),
     ] = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Send to every active subscription now.")
     ] = False,
-    topics: Annotated[str | None, typer.Option(help="Comma-separated topics (--to).")] = None,
-    locale: Annotated[str | None, typer.Option(help="fr or en (--to).")] = None,
-    timezone: Annotated[str | None, typer.Option(help="The reader's IANA timezone (--to).")] = None,
-    now: Annotated[str | None, typer.Option(help="Fix the clock (ISO 8601, --to).")] = None,
+    topics: Annotated[
+        str | None,
+        typer.Option(
+            metavar="A,B",
+            help="Comma-separated topics, with --to (default: all).",
+            callback=not_empty,
+        ),
+    ] = None,
+    locale: Annotated[
+        str | None,
+        typer.Option(
+            metavar="fr|en",
+            help="Language, with --to (default: BRIEFING_DEFAULT_LOCALE).",
+            callback=not_empty,
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            metavar="IANA",
+            help="The reader's timezone, with --to (default: BRIEFING_DEFAULT_TIMEZONE).",
+            callback=not_empty,
+        ),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ISO", help="Fix the clock, with --to (default: now).", callback=not_empty
+        ),
+    ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and show, send nothing.")
+        bool, typer.Option("--dry-run", help="Check targets and render, send nothing.")
     ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Send to a paused subscription all the same.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Send the digest now: once to --to, or to subscriptions through the outbox. Exit 1 if
-    any delivery failed."""
+    """Send the digest now, once or through the outbox.
+
+    Sends once to --to, or to subscriptions (--subscription, --all) through the outbox as
+    'briefing run' does. Exits 1 if any delivery failed.
+    """
     if sum(bool(x) for x in (to, subscription, all_)) != 1:
         fail("give exactly one of --to, --subscription or --all")
+    setup_logging(level=logging.WARNING)  # problems only, printed above the progress bar
     if to:
+        check_target(to, kind)
         options = reader_options(topics, locale, timezone)
         end = parse_moment(now, option="--now", timezone=options.timezone)
         digest = compose(load_current_state(), options, Window.ending(end))
         outcome = asyncio.run(
             one_off(to, kind=kind, secrets=tuple(secret or ()), digest=digest, dry_run=dry_run)
         )
-        lines = [f"{outcome['kind']} → {outcome['target']}: {outcome['result']}"]
+        lines = [f"{outcome['kind']} → {escaped(outcome['target'])}: {escaped(outcome['result'])}"]
         if outcome.get("new_secret"):
             lines.append(f"signing secret (shown once, keep it): {outcome['new_secret']}")
         emit(outcome, as_json=as_json, text="\n".join(lines))
@@ -84,6 +143,15 @@ def send(
         )
     if not ok:
         raise typer.Exit(1)
+
+
+def check_target(address: str, kind: str | None) -> None:
+    """A one-off target is a URL (with a scheme) or an email address (with an @)."""
+    if kind is None and "://" not in address and "@" not in address:
+        fail(
+            f"--to {mask_target(address)!r}: neither a webhook URL (https://…) nor an email "
+            "address (name@example.org)"
+        )
 
 
 TABLE_ROWS = 50
@@ -125,7 +193,7 @@ async def one_off(
         await context.aclose()
     verdict = "delivered" if outcome.ok else "FAILED"
     return {
-        **result, "ok": outcome.ok, "status": outcome.code, "answer": outcome.answer,
+        **result, "ok": outcome.ok, "status": numeric(outcome.code), "answer": outcome.answer,
         "attempts": outcome.attempts, "parts": outcome.parts,
         "result": f"{verdict} — status {outcome.code} after {outcome.attempts} attempt(s)"
         + (f", {outcome.parts} part(s)" if outcome.parts > 1 else "")
@@ -147,7 +215,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
         send_timeout=config.send_timeout.total_seconds(),
     )
     try:
-        chosen = [await subs.get(db, i) for i in ids]
+        chosen = [await find(db, i) for i in ids]
         paused = [s for s in chosen if s.status == subs.PAUSED]
         if paused and not force:
             raise ConfigError(
@@ -210,7 +278,12 @@ async def run_with_progress(worker: Worker, row_ids: list[int], period: datetime
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(
-        "sending", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        "sending",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=err_console(),
     ) as progress:
         task = progress.add_task("send", total=len(row_ids))
         await send_and_wait(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.common import (
+    check_ids,
+    check_name,
     emit,
     fail,
     load_current_state,
+    not_empty,
+    numeric,
     parse_topics,
     settings,
+    shown,
     table,
     with_database,
 )
@@ -23,7 +28,7 @@ from bot.digest.compose import ReaderOptions, check_options
 from bot.errors import ConfigError
 from bot.outputs import Target, infer_kind, make_context, output_class
 from bot.outputs.webhooks import new_secret
-from bot.redact import mask_secret, mask_target
+from bot.redact import default_name, mask_secret, mask_target
 from bot.schedule import next_fire, schedule_from, trigger_for
 from bot.service import utc_now
 from bot.store import outbox
@@ -33,25 +38,80 @@ from bot.store.database import Database
 subscribe_app = typer.Typer(help="Subscribe a webhook or an email address.", no_args_is_help=True)
 subscriptions_app = typer.Typer(help="List and manage subscriptions.", no_args_is_help=True)
 
-Topics = Annotated[str | None, typer.Option(help="Comma-separated topics (default: all).")]
-Locale = Annotated[str | None, typer.Option(help="fr or en (default BRIEFING_DEFAULT_LOCALE).")]
-Timezone = Annotated[str | None, typer.Option(help="IANA timezone of the schedule and dates.")]
-At = Annotated[str | None, typer.Option(help="Daily at HH:MM (default 07:00).")]
-Cron = Annotated[str | None, typer.Option(help='A crontab schedule, e.g. "0 7 * * 1-5".')]
-Name = Annotated[str | None, typer.Option(help="A name to recognise it by.")]
-SkipEmpty = Annotated[bool, typer.Option("--skip-empty", help="Send nothing when nothing is new.")]
+Topics = Annotated[
+    str | None,
+    typer.Option(metavar="A,B", help="Comma-separated topics (default: all).", callback=not_empty),
+]
+Locale = Annotated[
+    str | None,
+    typer.Option(
+        metavar="fr|en", help="Language (default: BRIEFING_DEFAULT_LOCALE).", callback=not_empty
+    ),
+]
+Timezone = Annotated[
+    str | None,
+    typer.Option(
+        metavar="IANA",
+        help="Timezone of the schedule and dates (default: BRIEFING_DEFAULT_TIMEZONE).",
+        callback=not_empty,
+    ),
+]
+At = Annotated[
+    str | None,
+    typer.Option(metavar="HH:MM", help="Daily at this time (default: 07:00).", callback=not_empty),
+]
+Cron = Annotated[
+    str | None,
+    typer.Option(
+        metavar="'M H DOM MON DOW'",
+        help='A crontab schedule instead of --at, e.g. "0 7 * * 1-5" (default: daily, --at).',
+        callback=not_empty,
+    ),
+]
+Name = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TEXT",
+        help="A name to recognise it by (default: from the target).",
+        callback=not_empty,
+    ),
+]
+
+
+def unchanged(metavar: str, purpose: str) -> Any:
+    """An option of ``subscriptions update``: left out, the value stays as it is."""
+    return typer.Option(
+        metavar=metavar, help=f"{purpose} (default: unchanged).", callback=not_empty
+    )
+
+
+SkipEmpty = Annotated[
+    bool, typer.Option("--skip-empty", help="Send nothing when nothing is new (default: send).")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Id = Annotated[int, typer.Argument(metavar="ID", help="The subscription's id.", callback=check_ids)]
 
 
 @subscribe_app.command("webhook")
 def subscribe_webhook(
-    url: Annotated[str, typer.Argument(help="The webhook URL.")],
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help="The webhook URL (https).", callback=not_empty)
+    ],
     kind: Annotated[
-        str | None, typer.Option(help="generic, slack, discord, teams or mattermost (inferred).")
+        str | None,
+        typer.Option(
+            metavar="KIND",
+            help="generic, slack, discord, teams or mattermost (default: from the URL's host).",
+            callback=not_empty,
+        ),
     ] = None,
     secret: Annotated[
         list[str] | None,
-        typer.Option(help="Signing secret whsec_… (generic; generated if absent)."),
+        typer.Option(
+            metavar="WHSEC",
+            help="Signing secret whsec_… for generic webhooks, repeatable (default: a new one).",
+            callback=not_empty,
+        ),
     ] = None,
     topics: Topics = None,
     locale: Locale = None,
@@ -89,7 +149,9 @@ def subscribe_webhook(
 
 @subscribe_app.command("email")
 def subscribe_email(
-    address: Annotated[str, typer.Argument(help="The email address.")],
+    address: Annotated[
+        str, typer.Argument(metavar="ADDRESS", help="The email address.", callback=not_empty)
+    ],
     topics: Topics = None,
     locale: Locale = None,
     timezone: Timezone = None,
@@ -133,12 +195,13 @@ def create(
 ) -> None:
     config = settings()
     zone = timezone or config.default_timezone
+    name = check_name(name)
     crontab = schedule_from(at=at, cron=cron)
     chosen = checked_options(topics, locale or config.default_locale, zone, crontab)
     target = asyncio.run(validated(kind, address, secrets))
     now = utc_now()
     new = subs.NewSubscription(
-        name=name or mask_target(target.address),
+        name=name or default_name(kind, target.address),
         kind=kind,
         address=target.address,
         secrets=target.secrets,
@@ -152,8 +215,8 @@ def create(
     sub = with_database(lambda db: subs.add(db, new, now=now))
     data = describe(sub)
     lines = [
-        f"subscription {sub.id} created: {sub.kind} → {data['target']}, {schedule_text(sub)}",
-        f"next digest: {data['next'] or 'never'}",
+        f"subscription {sub.id} created: {sub.kind} → {shown(data['target'])}, {schedule_text(sub)}",
+        f"next digest: {data['next_text']}",
     ]
     if generated:
         data["secret"] = generated
@@ -167,6 +230,8 @@ def checked_options(
     """Check topics, locale, timezone and schedule together; return the topics chosen
     (None for all)."""
     trigger_for(crontab, zone)
+    if next_fire(crontab, zone, after=utc_now()) is None:
+        fail(f"--cron {crontab!r} never fires (no such date in any year)")
     chosen = parse_topics(topics) if topics != "all" else None
     check_options(load_current_state(), ReaderOptions(topics=chosen, locale=locale, timezone=zone))
     return chosen
@@ -186,33 +251,87 @@ def schedule_text(sub: subs.Subscription) -> str:
     return f"cron '{sub.cron}' in {sub.timezone}"
 
 
-def local(moment: datetime | None, zone: str) -> str | None:
-    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z") if moment else None
+def local(moment: datetime | None, zone: str) -> datetime | None:
+    return moment.astimezone(ZoneInfo(zone)) if moment else None
+
+
+def when(moment: datetime | None) -> str | None:
+    """A moment as people read it, in its own zone: ``2025-12-03 07:30 CET``."""
+    return moment.strftime("%Y-%m-%d %H:%M %Z") if moment else None
 
 
 def describe(sub: subs.Subscription) -> dict[str, Any]:
-    """A subscription as shown to people: secrets and token-bearing URLs masked."""
+    """A subscription as shown to people and in JSON: secrets and token-bearing URLs
+    masked; times as ISO 8601 (``next`` in the subscriber's zone), ``null`` for none."""
+    upcoming = local(sub.next_fire_at, sub.timezone) if sub.status == subs.ACTIVE else None
     return {
         "id": sub.id, "name": sub.name, "kind": sub.kind, "target": mask_target(sub.address),
-        "secrets": [mask_secret(s) for s in sub.secrets], "topics": list(sub.topics or []) or "all",
+        "secrets": [mask_secret(s) for s in sub.secrets],
+        "topics": list(sub.topics) if sub.topics else None,
         "locale": sub.locale, "timezone": sub.timezone, "cron": sub.cron,
-        "skip_empty": sub.skip_empty, "status": sub.status, "paused_reason": sub.paused_reason,
-        "next": local(sub.next_fire_at, sub.timezone) if sub.status == subs.ACTIVE else None,
-        "created_at": sub.created_at.isoformat(),
+        "skip_empty": sub.skip_empty, "status": sub.status,
+        "reason": sub.paused_reason if sub.status != subs.ACTIVE else None,
+        "next": upcoming.isoformat() if upcoming else None,
+        "next_text": when(upcoming) or "never",
+        "created_at": sub.created_at.isoformat(), "updated_at": sub.updated_at.isoformat(),
     }  # fmt: skip
 
 
+def utc_text(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def status_text(data: dict[str, Any]) -> str:
+    """``active``, or ``paused since 2025-12-02 09:00 UTC: holiday``."""
+    if data["status"] == subs.ACTIVE:
+        return str(data["status"])
+    return f"{data['status']} since {utc_text(data['updated_at'])}: {shown(data['reason'])}"
+
+
+async def find(db: Database, subscription_id: int, *, removed: bool = False) -> subs.Subscription:
+    """The subscription ``subscription_id``; a removed one only if ``removed`` (else an
+    error saying when and why it was removed)."""
+    try:
+        return await subs.get(db, subscription_id)
+    except ConfigError:
+        gone = [
+            s for s in await subs.list_all(db, statuses=(subs.REMOVED,)) if s.id == subscription_id
+        ]
+        if not gone:
+            raise
+        if removed:
+            return gone[0]
+        raise ConfigError(
+            f"subscription {subscription_id} was removed on "
+            f"{utc_text(gone[0].updated_at.isoformat())} ({gone[0].paused_reason or 'no reason given'})"
+        ) from None
+
+
 @subscriptions_app.command("list")
-def subscriptions_list(as_json: AsJson = False) -> None:
+def subscriptions_list(
+    everything: Annotated[
+        bool, typer.Option("--all", help="Removed subscriptions too (default: active and paused).")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
     """List subscriptions (secrets and tokens masked)."""
-    found = [describe(s) for s in with_database(subs.list_all)]
-    rows = [[d["id"], d["name"], d["kind"], d["target"], ",".join(d["topics"]) if d["topics"] != "all" else "all",
-             d["locale"], d["cron"], d["timezone"], d["status"], d["next"] or d["paused_reason"] or ""]
-            for d in found]  # fmt: skip
-    text = table(
-        ["id", "name", "kind", "target", "topics", "locale", "cron", "timezone", "status", "next"],
-        rows,
+    statuses = (
+        (subs.ACTIVE, subs.PAUSED, subs.REMOVED) if everything else (subs.ACTIVE, subs.PAUSED)
     )
+    found = [describe(s) for s in with_database(lambda db: subs.list_all(db, statuses=statuses))]
+    rows = [
+        [d["id"], d["name"], d["kind"], d["target"], shown(d["topics"] or "all"), d["locale"],
+         d["cron"], d["timezone"], d["status"],
+         d["next_text"] if d["status"] == subs.ACTIVE else "—",
+         "" if d["status"] == subs.ACTIVE else utc_text(d["updated_at"]),
+         shown(d["reason"]) if d["reason"] else ""]
+        for d in found
+    ]  # fmt: skip
+    text = table(
+        ["id", "name", "kind", "target", "topics", "locale", "cron", "timezone", "status", "next",
+         "since", "reason"],
+        rows,
+    )  # fmt: skip
     emit(
         found,
         as_json=as_json,
@@ -220,19 +339,27 @@ def subscriptions_list(as_json: AsJson = False) -> None:
     )
 
 
+SHOWN_FIELDS = {
+    "id": "id", "name": "name", "kind": "kind", "target": "target", "secrets": "secrets",
+    "topics": "topics", "locale": "locale", "timezone": "timezone", "cron": "cron",
+    "skip_empty": "skip empty digests", "next_text": "next", "created_at": "created",
+}  # fmt: skip
+
+
 @subscriptions_app.command("show")
-def subscriptions_show(
-    subscription_id: Annotated[int, typer.Argument(metavar="ID")], as_json: AsJson = False
-) -> None:
-    """Show one subscription and its latest deliveries."""
+def subscriptions_show(subscription_id: Id, as_json: AsJson = False) -> None:
+    """Show one subscription (removed ones too) and its latest deliveries."""
 
     async def work(db: Database) -> dict[str, Any]:
-        sub = await subs.get(db, subscription_id)
+        sub = await find(db, subscription_id, removed=True)
         recent = await outbox.listing(db, subscription_id=subscription_id, limit=10)
         return {**describe(sub), "deliveries": [delivery_view(d) for d in recent]}
 
     data = with_database(work)
-    text = "\n".join(f"{k}: {v}" for k, v in data.items() if k != "deliveries")
+    values = {**data, "topics": data["topics"] or "all", "created_at": utc_text(data["created_at"])}
+    lines = [f"{label}: {shown(values[key])}" for key, label in SHOWN_FIELDS.items()]
+    lines.insert(len(lines) - 2, f"status: {status_text(data)}")
+    text = "\n".join(lines)
     if data["deliveries"]:
         text += "\n\n" + deliveries_table(data["deliveries"])
     emit(data, as_json=as_json, text=text)
@@ -240,7 +367,7 @@ def subscriptions_show(
 
 def change_status(subscription_id: int, status: str, reason: str | None, as_json: bool) -> None:
     async def work(db: Database) -> subs.Subscription:
-        sub = await subs.get(db, subscription_id)
+        sub = await find(db, subscription_id)
         now = utc_now()
         upcoming = next_fire(sub.cron, sub.timezone, after=now) if status == subs.ACTIVE else None
         return await subs.set_status(
@@ -253,29 +380,40 @@ def change_status(subscription_id: int, status: str, reason: str | None, as_json
         data,
         as_json=as_json,
         text=f"subscription {sub.id} is now {sub.status}"
-        + (f" (next digest: {data['next']})" if data["next"] else ""),
+        + (f" (next digest: {data['next_text']})" if data["next"] else ""),
     )
 
 
 @subscriptions_app.command("update")
 def subscriptions_update(
-    subscription_id: Annotated[int, typer.Argument(metavar="ID")],
-    topics: Annotated[str | None, typer.Option(help="Comma-separated topics, or 'all'.")] = None,
-    locale: Locale = None,
-    timezone: Timezone = None,
-    at: At = None,
-    cron: Cron = None,
-    name: Name = None,
+    subscription_id: Id,
+    topics: Annotated[str | None, unchanged("A,B", "Comma-separated topics, or 'all'")] = None,
+    locale: Annotated[str | None, unchanged("fr|en", "Language")] = None,
+    timezone: Annotated[str | None, unchanged("IANA", "Timezone of the schedule and dates")] = None,
+    at: Annotated[str | None, unchanged("HH:MM", "Daily at this time")] = None,
+    cron: Annotated[
+        str | None,
+        unchanged("'M H DOM MON DOW'", 'A crontab schedule instead of --at, e.g. "0 7 * * 1-5"'),
+    ] = None,
+    name: Annotated[str | None, unchanged("TEXT", "A name to recognise it by")] = None,
     skip_empty: Annotated[
-        bool | None, typer.Option("--skip-empty/--send-empty", help="Skip empty digests or not.")
+        bool | None,
+        typer.Option(
+            "--skip-empty/--send-empty",
+            help="Skip empty digests or send them (default: unchanged).",
+        ),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Change a subscription's topics, language, timezone, schedule or name; a new schedule
-    applies from its next period, without restarting the bot."""
+    """Change a subscription's topics, language, timezone, schedule or name.
+
+    A new schedule applies from its next period, without restarting the bot; options left
+    out keep their values.
+    """
+    name = check_name(name)
 
     async def work(db: Database) -> subs.Subscription:
-        sub = await subs.get(db, subscription_id)
+        sub = await find(db, subscription_id)
         zone = timezone or sub.timezone
         crontab = schedule_from(at=at, cron=cron) if at or cron else sub.cron
         wanted = topics or (",".join(sub.topics) if sub.topics else None)
@@ -297,41 +435,44 @@ def subscriptions_update(
         data,
         as_json=as_json,
         text=f"subscription {sub.id} updated: {schedule_text(sub)}, "
-        f"topics {','.join(sub.topics or ()) or 'all'}, {sub.locale}; next digest: {data['next'] or '—'}",
+        f"topics {','.join(sub.topics or ()) or 'all'}, {sub.locale}; next digest: {data['next_text']}",
     )
 
 
 @subscriptions_app.command("pause")
 def subscriptions_pause(
-    subscription_id: Annotated[int, typer.Argument(metavar="ID")],
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    subscription_id: Id,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT", help="Why (default: paused by an operator).", callback=not_empty
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Stop sending to a subscription until it is resumed."""
+    check_name(reason, option="--reason")
     change_status(subscription_id, subs.PAUSED, reason or "paused by an operator", as_json)
 
 
 @subscriptions_app.command("resume")
-def subscriptions_resume(
-    subscription_id: Annotated[int, typer.Argument(metavar="ID")], as_json: AsJson = False
-) -> None:
+def subscriptions_resume(subscription_id: Id, as_json: AsJson = False) -> None:
     """Resume a paused subscription from its next period (missed ones are not sent)."""
     change_status(subscription_id, subs.ACTIVE, None, as_json)
 
 
 @subscriptions_app.command("remove")
-def subscriptions_remove(
-    subscription_id: Annotated[int, typer.Argument(metavar="ID")], as_json: AsJson = False
-) -> None:
-    """Remove a subscription (its delivery log is kept)."""
-    change_status(subscription_id, subs.REMOVED, "removed", as_json)
+def subscriptions_remove(subscription_id: Id, as_json: AsJson = False) -> None:
+    """Remove a subscription (it stays listed with --all; its delivery log is kept)."""
+    change_status(subscription_id, subs.REMOVED, "removed by an operator", as_json)
 
 
 def delivery_view(d: outbox.Delivery) -> dict[str, Any]:
+    """A delivery as JSON: ISO 8601 times, numeric status codes as numbers, null for none."""
     return {
         "id": d.id, "subscription": d.subscription_id, "delivery_id": d.delivery_id,
         "period": d.period.isoformat(), "trigger": d.trigger, "status": d.status,
-        "attempts": d.attempts, "last_status": d.last_status, "answer": d.last_answer,
+        "attempts": d.attempts, "last_status": numeric(d.last_status), "answer": d.last_answer,
         "next_attempt_at": d.next_attempt_at.isoformat() if d.status == Status.PENDING and d.next_attempt_at else None,
         "window": [d.window_start.isoformat() if d.window_start else None,
                    d.window_end.isoformat() if d.window_end else None],
@@ -341,27 +482,38 @@ def delivery_view(d: outbox.Delivery) -> dict[str, Any]:
 
 
 def deliveries_table(views: list[dict[str, Any]]) -> str:
-    def short(text: str | None) -> str:
-        text = (text or "").replace("\n", " ")
+    def short(text: str) -> str:
         return text if len(text) <= 60 else text[:59] + "…"
 
     return table(
         ["id", "sub", "period", "trigger", "status", "tries", "answer", "next try"],
         [[v["id"], v["subscription"], v["period"][:16], v["trigger"], v["status"], v["attempts"],
-          short(" ".join(x for x in (v["last_status"], v["answer"]) if x)), (v["next_attempt_at"] or "")[:19]]
+          short(" ".join(str(x) for x in (v["last_status"], v["answer"]) if x)), (v["next_attempt_at"] or "")[:19]]
          for v in views],
     )  # fmt: skip
 
 
 def deliveries(
-    subscription: Annotated[int | None, typer.Option(help="Only this subscription.")] = None,
-    status: Annotated[
-        str | None, typer.Option(help="pending, sending, delivered, dead or skipped.")
+    subscription: Annotated[
+        int | None,
+        typer.Option(
+            metavar="ID", help="Only this subscription (default: all).", callback=check_ids
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many (newest first).")] = 50,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STATUS",
+            help=f"Only this status: {', '.join(Status)} (default: any).",
+            callback=not_empty,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(metavar="N", help="How many, newest first.", min=1, max=1_000_000)
+    ] = 50,
     as_json: AsJson = False,
 ) -> None:
-    """The delivery log (and the queue): newest first."""
+    """The delivery log (and the queue), newest first."""
     if status is not None and status not in list(Status):
         raise ConfigError(f"unknown status {status!r} (known: {', '.join(Status)})")
     found = with_database(

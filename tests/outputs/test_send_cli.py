@@ -1,3 +1,6 @@
+"""``briefing send --to``: one-off sends, in this process (``briefing``) and as a real
+process (``script``)."""
+
 from __future__ import annotations
 
 import json
@@ -5,34 +8,44 @@ from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook
 
-from tests.processes import bot_env
+from tests.processes import bot_env, cli
 from tests.processes import briefing as run_briefing
 from tests.receivers import reply
 
 
-async def briefing(*args: str, cwd: Path | None = None, **env: str) -> tuple[int, str, str]:
-    """Run the CLI with the private-target switch off unless the test turns it on."""
-    environment = bot_env(cwd or Path("/nonexistent"), BRIEFING_ALLOW_PRIVATE_TARGETS="false")
-    environment.pop("BRIEFING_MAIL_DIR")
-    environment.update(env)
-    return await run_briefing(*args, env=environment, cwd=cwd)
+def environment(**env: str) -> dict[str, str]:
+    """The private-target switch off unless the test turns it on; no database (one-off
+    sends need none), mail under BRIEFING_HOME."""
+    variables = bot_env(Path("/nonexistent"), BRIEFING_ALLOW_PRIVATE_TARGETS="false")
+    variables.pop("BRIEFING_MAIL_DIR")
+    variables.update(env)
+    return variables
+
+
+async def briefing(*args: str, **env: str) -> tuple[int, str, str]:
+    return await cli(*args, env=environment(**env))
+
+
+async def script(*args: str, cwd: Path, **env: str) -> tuple[int, str, str]:
+    return await run_briefing(*args, env=environment(**env), cwd=cwd)
 
 
 async def test_send_to_generic_generates_a_secret_the_receiver_can_verify(receiver) -> None:
     url = receiver.on("/hook")
-    code, out, err = await briefing(
+    code, out, err = await script(
         "send",
         "--to",
         url,
         "--json",
         "--now",
         "2025-12-02T18:00Z",
+        cwd=Path.cwd(),
         BRIEFING_ALLOW_PRIVATE_TARGETS="true",
     )
     assert code == 0, err
     result = json.loads(out)
     assert result["ok"] and result["kind"] == "generic" and result["attempts"] == 1
-    assert result["status"] == "200" and result["answer"] == "ok"
+    assert result["status"] == 200 and result["answer"] == "ok"
     (request,) = receiver.hits("/hook")
     payload = Webhook(result["new_secret"]).verify(request.body, request.headers)
     assert payload["digest"]["window_end"].startswith("2025-12-02T18:00:00")
@@ -94,20 +107,53 @@ async def test_send_to_private_target_is_refused_by_default(receiver) -> None:
     assert receiver.requests == []
 
 
-async def test_send_to_email_without_smtp_writes_eml(tmp_path) -> None:
-    code, out, err = await briefing(
+async def test_send_to_email_without_smtp_writes_eml_in_the_data_directory(tmp_path) -> None:
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    code, out, err = await script(
         "send",
         "--to",
         "reader@example.org",
-        cwd=tmp_path,
+        "--json",
+        cwd=elsewhere,
+        BRIEFING_HOME=str(tmp_path / "data"),
         BRIEFING_SMTP_HOST="",
         BRIEFING_MAIL_FROM="Briefing <b@example.org>",
     )
     assert code == 0, err
-    files = list((tmp_path / "var" / "mail").glob("*.eml"))
-    assert len(files) == 1 and "email → reader@example.org: delivered — status written" in out
+    files = list((tmp_path / "data" / "mail").glob("*.eml"))
+    result = json.loads(out)
+    assert len(files) == 1 and result["status"] == "written" and result["kind"] == "email"
+    assert list(elsewhere.iterdir()) == []
+    code, out, err = await briefing(
+        "send",
+        "--to",
+        "reader@example.org",
+        BRIEFING_HOME=str(tmp_path / "data"),
+        BRIEFING_SMTP_HOST="",
+        BRIEFING_MAIL_FROM="Briefing <b@example.org>",
+    )
+    assert code == 0, err
+    assert "email → reader@example.org: delivered — status written" in out
+    assert len(list((tmp_path / "data" / "mail").glob("*.eml"))) == 2
 
 
-async def test_send_to_bad_address(tmp_path) -> None:
-    code, out, err = await briefing("send", "--to", "reader@", cwd=tmp_path)
+async def test_send_to_bad_address() -> None:
+    code, out, err = await briefing("send", "--to", "reader@")
     assert code == 2 and "invalid email address 'reader@'" in err
+
+
+async def test_send_to_something_neither_url_nor_address() -> None:
+    code, out, err = await briefing("send", "--to", "not-an-email")
+    assert code == 2
+    assert err == (
+        "error: --to 'not-an-email': neither a webhook URL (https://…) nor an email address "
+        "(name@example.org)\n"
+    )
+    code, out, err = await briefing("send", "--to", "not-an-email", "--json")
+    assert code == 2 and out == ""
+    assert json.loads(err) == {
+        "error": "--to 'not-an-email': neither a webhook URL (https://…) nor an email address "
+        "(name@example.org)",
+        "code": 2,
+    }
