@@ -120,11 +120,13 @@ def test_every_problem_is_one_line_and_an_exit_code(env, args, variables, messag
 
 def test_the_preview_formats_come_from_the_renderer_and_the_output_registry(env) -> None:
     from bot.outputs import output_classes
+    from bot.outputs.api import ApiOutput
     from bot.outputs.webhooks import WebhookOutput
 
     code, out, err = invoke("preview", "--format", "pdf", env=env)
     known = err.split("(known: ")[1].rstrip(")\n").split(", ")
-    webhooks = [n for n, cls in output_classes().items() if issubclass(cls, WebhookOutput)]
+    posted = (WebhookOutput, ApiOutput)
+    webhooks = [n for n, cls in output_classes().items() if issubclass(cls, posted)]
     assert known[:4] == ["text", "markdown", "html", "json"] and "chat" not in known
     assert sorted(webhooks) == known[4:] and {"discord", "mattermost"} <= set(known)
     code, out, err = invoke("preview", "--format", "discord", "--now", NOW, env=env)
@@ -295,9 +297,13 @@ def test_help_shows_flags_as_flags_and_every_option_with_help_and_default(env) -
             seen += 1
             assert param.help, (path, param.name)
             flag = getattr(param, "is_flag", False)
-            defaulted = param.default not in (None, False) and "[default: " in out
+            defaulted = param.default not in (None, False) and "[default:" in out
             chosen = "one of --to, --subscription or --all" in param.help  # no default
-            assert flag or defaulted or chosen or "default" in param.help, (path, param.name)
+            required = param.required  # no default to show
+            assert flag or defaulted or chosen or required or "default" in param.help, (
+                path,
+                param.name,
+            )
             if flag:  # shown as a flag: its names, then its help, nothing in between
                 names = " / ".join(param.opts + param.secondary_opts)
                 if param.secondary_opts == [] and len(param.opts) == 2:
