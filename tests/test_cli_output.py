@@ -128,7 +128,8 @@ def test_the_preview_formats_come_from_the_renderer_and_the_output_registry(env)
     posted = (WebhookOutput, ApiOutput)
     webhooks = [n for n, cls in output_classes().items() if issubclass(cls, posted)]
     assert known[:4] == ["text", "markdown", "html", "json"] and "chat" not in known
-    assert sorted(webhooks) == known[4:] and {"discord", "mattermost"} <= set(known)
+    assert known[4:] == sorted(known[4:]) and set(webhooks) <= set(known[4:])
+    assert {"discord", "mattermost", "slack", "teams", "generic"} <= set(known)
     code, out, err = invoke("preview", "--format", "discord", "--now", NOW, env=env)
     assert code == 0 and isinstance(json.loads(out), list), err
 
