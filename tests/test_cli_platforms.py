@@ -77,3 +77,18 @@ def test_an_unset_variable_is_named(run) -> None:
     raised = "" if isinstance(result.exception, SystemExit) else str(result.exception)
     message = f"{result.output} {raised}"
     assert "--token-env NOPE_VAR" in message and "not set" in message
+
+
+def test_the_briefing_command_has_them(tmp_path) -> None:
+    from tests.processes import bot_env, invoke
+
+    env = bot_env(tmp_path)
+    code, out, err = invoke("preview", "--format", "telegram", "--now", "2025-12-02T18:00:00Z",
+                            env=env)  # fmt: skip
+    assert code == 0, err
+    parts = json.loads(out)
+    assert parts and all(p["parse_mode"] == "HTML" for p in parts)
+    code, out, err = invoke("outputs", "--json", env=env)
+    assert code == 0 and "zulip" in {row["kind"] for row in json.loads(out)}, err
+    code, out, err = invoke("subscribe", "--help", env=env)
+    assert all(kind in out for kind in ("telegram", "matrix", "googlechat", "ntfy", "zulip"))

@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from bot.cli import digest, secrets, send, subscriptions
+from bot.cli import digest, outputs, secrets, send, subscriptions
 from bot.cli.common import escaped, settings, setup_logging
 from bot.errors import BriefingError, ConfigError, StateError
 
@@ -161,6 +161,7 @@ app.add_typer(digest.state_app, name="state")
 app.add_typer(subscriptions.subscribe_app, name="subscribe")
 app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
 app.add_typer(secrets.secrets_app, name="secrets")
+outputs.register(app, subscriptions.subscribe_app)  # outputs; subscribe telegram|matrix|…
 app.command()(digest.preview)
 app.command()(digest.schema)
 app.command()(send.send)

@@ -29,6 +29,7 @@ from bot.digest import Window, compose
 from bot.digest.render import FORMATS, JSON_FORMAT
 from bot.errors import StateError
 from bot.outputs import make_context, output_classes
+from bot.outputs.api import ApiOutput
 from bot.outputs.webhooks import WebhookOutput
 from bot.service import state_dir, utc_now
 from bot.state import load_state
@@ -42,12 +43,13 @@ state_app = typer.Typer(
 
 
 CHAT = "chat"  # chat dialects (this template) are previewed as the outputs that post them
+PAYLOADS = (WebhookOutput, ApiOutput)  # outputs whose payloads a preview prints
 
 
 def preview_formats() -> list[str]:
     """What ``preview --format`` accepts: the renderer's document formats and every
-    registered webhook output (whose payloads are printed)."""
-    webhooks = sorted(n for n, cls in output_classes().items() if issubclass(cls, WebhookOutput))
+    registered webhook or chat-platform output (whose payloads are printed)."""
+    webhooks = sorted(n for n, cls in output_classes().items() if issubclass(cls, PAYLOADS))
     chat_template = FORMATS[CHAT]
     documents = [f for f in (*FORMATS, JSON_FORMAT) if FORMATS.get(f) != chat_template]
     return [*documents, *webhooks]
@@ -130,7 +132,7 @@ def preview(
     start = parse_moment(since, option="--since", timezone=options.timezone) if since else None
     digest = compose(load_current_state(), options, Window.ending(end, since=start))
     output_cls = output_classes().get(fmt)
-    if output_cls is not None and issubclass(output_cls, WebhookOutput):
+    if output_cls is not None and issubclass(output_cls, PAYLOADS):
         output = output_cls(make_context(settings()))
         payloads = output.payloads(render_message(renderer(), digest, output_cls))
         sys.stdout.write(json.dumps(payloads, ensure_ascii=False, indent=2) + "\n")

@@ -41,15 +41,12 @@ def outputs(as_json: AsJson = False) -> None:
                 "formats": list(cls.formats),
                 "hosts": list(getattr(cls, "hosts", ())),
                 "module": cls.__module__,
-                "about": " ".join(doc.split()),
+                "about": " ".join(doc.replace("``", "").split()),
             }
         )
     text = table(
-        ["kind", "formats", "inferred from", "about"],
-        [
-            [r["kind"], ",".join(r["formats"]), ",".join(r["hosts"]) or "—", r["about"][:90]]
-            for r in rows
-        ],
+        ["kind", "inferred from", "about"],
+        [[r["kind"], ", ".join(r["hosts"]) or "—", r["about"][:100]] for r in rows],
     )
     emit(rows, as_json=as_json, text=text)
 
@@ -64,7 +61,11 @@ def from_environment(variable: str, option: str, what: str) -> str:
 
 TokenEnv = Annotated[
     str,
-    typer.Option("--token-env", metavar="VAR", help="Environment variable holding the token."),
+    typer.Option(
+        "--token-env",
+        metavar="VAR",
+        help="Environment variable holding the token.",
+    ),
 ]
 
 
@@ -74,7 +75,12 @@ def _subscribe(kind: str, address: str, secrets: tuple[str, ...], options: dict[
 
 def subscribe_telegram(
     chat: Annotated[
-        str, typer.Option("--chat", metavar="@CHANNEL|ID", help="The channel or chat id.")
+        str,
+        typer.Option(
+            "--chat",
+            metavar="@CHANNEL|ID",
+            help="The channel (@name) or chat id.",
+        ),
     ],
     token_env: TokenEnv,
     api: Annotated[
@@ -96,9 +102,13 @@ def subscribe_telegram(
 
 def subscribe_matrix(
     homeserver: Annotated[
-        str, typer.Option("--homeserver", metavar="URL", help="The homeserver's URL.")
+        str,
+        typer.Option("--homeserver", metavar="URL", help="The homeserver's URL."),
     ],
-    room: Annotated[str, typer.Option("--room", metavar="!ROOM:SERVER", help="The room id.")],
+    room: Annotated[
+        str,
+        typer.Option("--room", metavar="!ROOM:SERVER", help="The room id."),
+    ],
     token_env: TokenEnv,
     topics: Topics = None,
     locale: Locale = None,
@@ -119,7 +129,9 @@ def subscribe_google_chat(
     url_env: Annotated[
         str,
         typer.Option(
-            "--url-env", metavar="VAR", help="Environment variable holding the webhook URL."
+            "--url-env",
+            metavar="VAR",
+            help="Environment variable holding the webhook URL.",
         ),
     ],
     topics: Topics = None,
@@ -141,7 +153,9 @@ def subscribe_ntfy(
     token_env: Annotated[
         str | None,
         typer.Option(
-            "--token-env", metavar="VAR", help="Environment variable holding an access token."
+            "--token-env",
+            metavar="VAR",
+            help="Environment variable holding an access token (default: none).",
         ),
     ] = None,
     topics: Topics = None,
@@ -159,14 +173,22 @@ def subscribe_ntfy(
 
 
 def subscribe_zulip(
-    site: Annotated[str, typer.Option("--site", metavar="URL", help="The organisation's URL.")],
+    site: Annotated[
+        str,
+        typer.Option("--site", metavar="URL", help="The organisation's URL."),
+    ],
     stream: Annotated[str, typer.Option("--stream", metavar="NAME", help="The channel.")],
     topic: Annotated[str, typer.Option("--topic", metavar="TOPIC", help="The topic.")],
-    email: Annotated[str, typer.Option("--email", metavar="ADDRESS", help="The bot's email.")],
+    email: Annotated[
+        str,
+        typer.Option("--email", metavar="ADDRESS", help="The bot's email."),
+    ],
     key_env: Annotated[
         str,
         typer.Option(
-            "--key-env", metavar="VAR", help="Environment variable holding the bot's API key."
+            "--key-env",
+            metavar="VAR",
+            help="Environment variable holding the bot's API key.",
         ),
     ],
     topics: Topics = None,
@@ -188,7 +210,9 @@ def subscribe_apprise(
     url_env: Annotated[
         str,
         typer.Option(
-            "--url-env", metavar="VAR", help="Environment variable holding the Apprise URL."
+            "--url-env",
+            metavar="VAR",
+            help="Environment variable holding the Apprise URL.",
         ),
     ],
     topics: Topics = None,
