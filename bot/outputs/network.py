@@ -23,6 +23,7 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.errors import PermanentDeliveryError, RetryableDeliveryError, TargetError
+from bot.redact import mask_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Lookup = Callable[[str, int], Awaitable[list[str]]]
@@ -82,7 +83,7 @@ class TargetPolicy:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise TargetError(f"invalid URL {url!r}: {exc}") from exc
+            raise TargetError(f"invalid URL {mask_url(url)}: {exc}") from exc
         return self.check_parts(
             parts.scheme,
             parts.hostname,
@@ -102,7 +103,7 @@ class TargetPolicy:
                 "set BRIEFING_ALLOW_PRIVATE_TARGETS=true for plain http on a private network"
             )
         if not host:
-            raise TargetError(f"webhook URL {url!r} has no host")
+            raise TargetError(f"webhook URL {mask_url(url)} has no host")
         if credentials:
             raise TargetError("webhook URLs may not carry a user name or password")
         return scheme, host, port or (443 if scheme == "https" else 80)

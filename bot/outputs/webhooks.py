@@ -24,6 +24,7 @@ from bot.errors import DeliveryError, TargetError
 from bot.outputs.base import Envelope, Message, Output, Receipt, Target
 from bot.outputs.network import answer_of, post_json
 from bot.outputs.split import pack, split_text
+from bot.redact import scrub
 
 JSON = dict[str, Any]
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
@@ -112,12 +113,13 @@ class WebhookOutput(Output):
                 )
             except DeliveryError as exc:
                 exc.parts_done = index
+                exc.reason = scrub(exc.reason, target.address)  # it may quote the URL
+                exc.args = (exc.reason,)
                 raise
         if response is None:
             return Receipt(status="nothing to send", parts=0)
-        return Receipt(
-            status=str(response.status_code), answer=answer_of(response), parts=len(payloads)
-        )
+        answer = scrub(answer_of(response), target.address)
+        return Receipt(status=str(response.status_code), answer=answer, parts=len(payloads))
 
 
 class GenericWebhookOutput(WebhookOutput):

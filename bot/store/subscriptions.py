@@ -1,4 +1,8 @@
-"""Subscriptions: who gets which digest, where, and when."""
+"""Subscriptions: who gets which digest, where, and when.
+
+Webhook URLs and signing secrets are sealed with the database's keyring as they are
+written and opened as they are read (``bot.crypto``): callers only ever see clear text.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.crypto import PREFIX, Keyring
 from bot.delivery import OPERATOR, Status
 from bot.errors import ConfigError
 from bot.store.database import Database
 from bot.store.tables import deliveries, subscriptions
 
 ACTIVE, PAUSED, REMOVED = "active", "paused", "removed"
+EMAIL = "email"  # the one kind whose address is not a secret
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,34 @@ class Subscription(NewSubscription):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> Subscription:
+    def from_row(cls, row: RowMapping, keyring: Keyring) -> Subscription:
+        """The subscription in ``row``, its URL and secrets opened; ``ConfigError`` if
+        they cannot be."""
         values = dict(row)
-        values["secrets"] = tuple(values["secrets"] or ())
+        values["address"], values["secrets"] = _opened(
+            keyring, row["id"], row["kind"], row["address"], row["secrets"]
+        )
         values["topics"] = tuple(values["topics"]) if values["topics"] else None
         return cls(**values)
+
+
+def _sealed(keyring: Keyring, kind: str, address: str, secrets: Iterable[str]) -> dict[str, Any]:
+    """The stored form of a target: the URL (not an email address) and secrets sealed."""
+    return {
+        "address": address if kind == EMAIL else keyring.seal(address),
+        "secrets": [keyring.seal(secret) for secret in secrets],
+    }
+
+
+def _opened(
+    keyring: Keyring, subscription_id: int, kind: str, address: str, secrets: list[str] | None
+) -> tuple[str, tuple[str, ...]]:
+    """The clear URL and secrets of a stored target; ``ConfigError`` naming the
+    subscription and ``BRIEFING_SECRET_KEY`` if a key is missing."""
+    if kind != EMAIL:
+        address = keyring.open(address, what=f"the webhook URL of subscription {subscription_id}")
+    what = f"a signing secret of subscription {subscription_id}"
+    return address, tuple(keyring.open(secret, what=what) for secret in secrets or ())
 
 
 @dataclass(frozen=True)
@@ -85,7 +114,7 @@ async def recipients(db: Database, ids: Iterable[int]) -> list[Recipient]:
         rows = await conn.execute(select(*_RECIPIENT).where(subscriptions.c.id.in_(wanted)))
         return [
             Recipient(
-                r.id, r.kind, r.address, tuple(r.secrets or ()),
+                r.id, r.kind, *_opened(db.keyring, r.id, r.kind, r.address, r.secrets),
                 tuple(r.topics) if r.topics else None, r.locale, r.timezone, r.skip_empty,
                 r.status, r.paused_reason, r.unsubscribe_token, r.created_at,
             )
@@ -96,7 +125,7 @@ async def recipients(db: Database, ids: Iterable[int]) -> list[Recipient]:
 async def add(db: Database, new: NewSubscription, *, now: datetime) -> Subscription:
     values: dict[str, Any] = {
         **new.__dict__,
-        "secrets": list(new.secrets),
+        **_sealed(db.keyring, new.kind, new.address, new.secrets),
         "topics": list(new.topics) if new.topics else None,
         "status": ACTIVE,
         "unsubscribe_token": secrets.token_urlsafe(24),
@@ -119,7 +148,7 @@ async def get(db: Database, subscription_id: int) -> Subscription:
         )
     if row is None or row["status"] == REMOVED:
         raise ConfigError(f"no subscription {subscription_id}")
-    return Subscription.from_row(row)
+    return Subscription.from_row(row, db.keyring)
 
 
 async def list_all(
@@ -133,7 +162,7 @@ async def list_all(
                 .order_by(subscriptions.c.id)
             )
         ).mappings()
-        return [Subscription.from_row(row) for row in rows]
+        return [Subscription.from_row(row, db.keyring) for row in rows]
 
 
 async def kinds(db: Database, *, status: str = ACTIVE) -> set[str]:
@@ -152,6 +181,17 @@ async def count(db: Database, *, status: str = ACTIVE) -> int:
 async def update_fields(
     db: Database, subscription_id: int, *, now: datetime, **values: Any
 ) -> None:
+    """Change columns of a subscription; a new address or new secrets are sealed."""
+    if "address" in values or "secrets" in values:
+        current = await get(db, subscription_id)
+        values.update(
+            _sealed(
+                db.keyring,
+                values.get("kind", current.kind),
+                values.get("address", current.address),
+                values.get("secrets", current.secrets),
+            )
+        )
     async with db.engine.begin() as conn:
         await conn.execute(
             update(subscriptions)
@@ -211,7 +251,7 @@ async def set_status(
                 )
             )
     if status == REMOVED:
-        return Subscription.from_row(await _row(db, subscription_id))
+        return Subscription.from_row(await _row(db, subscription_id), db.keyring)
     return await get(db, subscription_id)
 
 
@@ -249,7 +289,7 @@ async def by_token(db: Database, token: str) -> Subscription | None:
     async with db.engine.connect() as conn:
         query = select(subscriptions).where(subscriptions.c.unsubscribe_token == token)
         row = (await conn.execute(query)).mappings().first()
-    return Subscription.from_row(row) if row is not None else None
+    return Subscription.from_row(row, db.keyring) if row is not None else None
 
 
 async def _row(db: Database, subscription_id: int) -> RowMapping:
@@ -269,7 +309,7 @@ async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[Subscri
                 .limit(limit)
             )
         ).mappings()
-        return [Subscription.from_row(row) for row in rows]
+        return [Subscription.from_row(row, db.keyring) for row in rows]
 
 
 async def upcoming(db: Database, *, limit: int) -> list[Subscription]:
@@ -283,4 +323,75 @@ async def upcoming(db: Database, *, limit: int) -> list[Subscription]:
                 .limit(limit)
             )
         ).mappings()
-        return [Subscription.from_row(row) for row in rows]
+        return [Subscription.from_row(row, db.keyring) for row in rows]
+
+
+async def reseal(db: Database, *, batch: int = 500) -> int:
+    """Seal every subscription's URL and secrets under the keyring's first key (clear ones
+    included, removed subscriptions too); return how many rows changed. Rows already
+    sealed under the first key are left as they are. ``ConfigError`` if there is no key or
+    a value opens with none of the keys."""
+    keyring = db.keyring
+    changed, after = 0, 0
+    while True:
+        async with db.engine.begin() as conn:
+            query = (
+                select(
+                    subscriptions.c.id,
+                    subscriptions.c.kind,
+                    subscriptions.c.address,
+                    subscriptions.c.secrets,
+                )
+                .where(subscriptions.c.id > after)
+                .order_by(subscriptions.c.id)
+                .limit(batch)
+            )
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return changed
+            updates = []
+            for row in rows:
+                stored = list(row.secrets or ())
+                what = f"a signing secret of subscription {row.id}"
+                secrets = [keyring.reseal(secret, what=what) for secret in stored]
+                address = row.address
+                if row.kind != EMAIL:
+                    what = f"the webhook URL of subscription {row.id}"
+                    address = keyring.reseal(address, what=what)
+                if (address, secrets) != (row.address, stored):
+                    updates.append({"sid": row.id, "new_address": address, "new_secrets": secrets})
+            if updates:
+                await conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id == bindparam("sid"))
+                    .values(address=bindparam("new_address"), secrets=bindparam("new_secrets")),
+                    updates,
+                )
+            changed += len(updates)
+            after = rows[-1].id
+
+
+async def in_the_clear(db: Database) -> int:
+    """How many webhook subscriptions (removed ones included) hold their URL in the clear."""
+    async with db.engine.connect() as conn:
+        query = (
+            select(func.count())
+            .select_from(subscriptions)
+            .where(subscriptions.c.kind != EMAIL, subscriptions.c.address.not_like(f"{PREFIX}%"))
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def check_keys(db: Database) -> None:
+    """Open the most recently sealed subscription, so that a missing or wrong
+    ``BRIEFING_SECRET_KEY`` stops the bot at start; ``ConfigError`` naming it."""
+    async with db.engine.connect() as conn:
+        query = (
+            select(subscriptions)
+            .where(subscriptions.c.kind != EMAIL, subscriptions.c.address.like(f"{PREFIX}%"))
+            .order_by(subscriptions.c.updated_at.desc(), subscriptions.c.id.desc())
+            .limit(1)
+        )
+        row = (await conn.execute(query)).mappings().first()
+    if row is not None:
+        Subscription.from_row(row, db.keyring)

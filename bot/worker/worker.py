@@ -29,6 +29,7 @@ from bot.errors import (
 )
 from bot.outputs import OutputContext
 from bot.outputs.registry import OutputPool
+from bot.redact import scrub
 from bot.state.model import LOCALES
 from bot.store import outbox
 from bot.store.database import Database
@@ -182,7 +183,7 @@ class Worker:
         except DeliveryError as exc:
             outcome = self._failed(row, exc)
         except TargetError as exc:  # the reader's target, refused at send time
-            outcome = self._failed(row, PermanentDeliveryError(str(exc)))
+            outcome = self._failed(row, PermanentDeliveryError(self._shown(exc, prepared)))
         except BriefingError as exc:  # settings, templates, state: the operator's to fix
             log.error(
                 "delivery %s (subscription %s) cannot be sent because of the bot's "
@@ -195,12 +196,17 @@ class Worker:
                 "delivery %s (subscription %s) failed with an unexpected error",
                 row.delivery_id, row.subscription_id, exc_info=exc,
             )  # fmt: skip
-            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            reason = f"unexpected error: {type(exc).__name__}: {self._shown(exc, prepared)}"
             outcome = self._failed(row, RetryableDeliveryError(reason))
         else:
             outcome = Outcome(Status.DELIVERED, receipt.answer, receipt.status, receipt.parts)
         window, revision = (prepared.window, prepared.revision) if prepared else (None, None)
         return outbox.Finished(row.id, row.subscription_id, outcome, window, revision)
+
+    @staticmethod
+    def _shown(exc: Exception, prepared: Prepared | None) -> str:
+        """An error as recorded: the target's URL, or any piece of it, hidden."""
+        return scrub(str(exc), prepared.target.address) if prepared else str(exc)
 
     def _failed(
         self, row: outbox.Claimed, exc: DeliveryError, *, code: str | None = None
