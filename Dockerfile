@@ -6,7 +6,7 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY templates ./templates
 COPY config ./config
-RUN pip install . && useradd --create-home briefing && mkdir -p /app/var && chown briefing /app/var
+RUN pip install . && useradd --create-home briefing && mkdir -p /app/var && chown briefing /app/var && chmod 700 /app/var
 USER briefing
 VOLUME ["/app/var"]
 

@@ -161,3 +161,18 @@ async def test_html_email_reads_on_a_phone(seed_state, locale, tmp_path) -> None
                 path=str(tmp_path / f"email-{locale}-{width}.png"), full_page=True
             )
     assert [r for r in requests if not r.startswith(("about:", "data:"))] == []
+
+
+async def test_a_webhook_subscriptions_page_never_shows_its_token(site) -> None:
+    base, db = site
+    new = subs.NewSubscription(
+        name="hook", kind="slack", address="https://hooks.slack.com/services/T0/B0/PAGECANARY9",
+        secrets=(), topics=None, locale="en", timezone="UTC", cron="0 7 * * *",
+        skip_empty=False, next_fire_at=None,
+    )  # fmt: skip
+    sub = await subs.add(db, new, now=now())
+    async with httpx.AsyncClient() as client:
+        page = await client.get(f"{base}/unsubscribe/{sub.unsubscribe_token}")
+        done = await client.post(f"{base}/unsubscribe/{sub.unsubscribe_token}")
+    assert page.status_code == done.status_code == 200
+    assert "hooks.slack.com" in page.text and "PAGECANARY9" not in page.text + done.text

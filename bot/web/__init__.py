@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot.digest.render import DigestRenderer
+from bot.redact import mask_target
 from bot.store import subscriptions as subs
 from bot.store.database import Database
 from bot.web.hardening import (
@@ -106,7 +107,7 @@ async def confirm(request: web.Request) -> web.Response:
     if sub is None:
         return _page(request, 404, state="unknown")
     state = "done" if sub.status == subs.REMOVED else "confirm"
-    return _page(request, 200, state=state, address=sub.address, locale=sub.locale)
+    return _page(request, 200, state=state, address=mask_target(sub.address), locale=sub.locale)
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
@@ -123,7 +124,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
             reason="unsubscribed by the reader",
         )
         log.info("subscription %s unsubscribed by the reader", sub.id)
-    return _page(request, 200, state="done", address=sub.address, locale=sub.locale)
+    return _page(request, 200, state="done", address=mask_target(sub.address), locale=sub.locale)
 
 
 async def start_http(app: web.Application, *, host: str, port: int) -> web.AppRunner:
