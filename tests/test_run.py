@@ -145,7 +145,7 @@ async def test_kill_during_fan_out_then_restart_delivers_each_once(tmp_path) -> 
     assert set(seen) == {r.delivery_id for r in rows}
     repeated = {key for key, count in seen.items() if count > 1}
     taken_over = {r.delivery_id for r in rows if r.attempts > 1}
-    # only rows the killed worker held (claimed, at most 2 × concurrency, or sent but not yet
-    # recorded) can have reached the receiver twice, and each at most twice
+    # only rows the killed worker held (claimed, at most 4 × concurrency in hand, or sent
+    # but not yet recorded) can have reached the receiver twice, and each at most twice
     assert repeated <= taken_over and max(seen.values()) <= 2
-    assert len(taken_over) <= 2 * 32 + 50, len(taken_over)
+    assert len(taken_over) <= 4 * 32 + 50, len(taken_over)
