@@ -139,7 +139,9 @@ def test_a_value_no_key_opens_is_a_config_error_naming_the_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    "setting", ["not-a-key", "x" * 44, f"{Fernet.generate_key().decode()},nope"]
+    "setting",
+    ["not-a-key", "x" * 44, f"{Fernet.generate_key().decode()},nope"],
+    ids=["not-base64", "wrong-length", "one-good-one-bad"],
 )
 def test_a_bad_key_is_a_config_error_that_never_shows_the_key(setting: str) -> None:
     with pytest.raises(ConfigError, match="BRIEFING_SECRET_KEY") as caught:
