@@ -166,6 +166,7 @@ app.command()(digest.preview)
 app.command()(digest.schema)
 app.command()(send.send)
 app.command()(subscriptions.deliveries)
+app.command()(subscriptions.prune)
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from bot.outputs.webhooks import new_secret
 from bot.redact import default_name, mask_secret, mask_target
 from bot.schedule import next_fire, schedule_from, trigger_for
 from bot.service import utc_now
+from bot.settings import parse_duration
 from bot.store import outbox
 from bot.store import subscriptions as subs
 from bot.store.database import Database
@@ -521,3 +522,28 @@ def deliveries(
     )
     views = [delivery_view(d) for d in found]
     emit(views, as_json=as_json, text=deliveries_table(views) if views else "no deliveries")
+
+
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Delete finished deliveries whose period is older than this (90d, 12h, …).",
+        ),
+    ] = "90d",
+    as_json: AsJson = False,
+) -> None:
+    """Delete old finished deliveries from the log; keep each subscription's latest
+    delivered one (its next digest starts there) and everything still queued."""
+    age = parse_duration(older_than)
+    if not isinstance(age, timedelta) or age <= timedelta(0):
+        raise ConfigError(f"--older-than: {older_than!r} is not a duration such as 90d or 12h")
+    before = utc_now() - age
+    removed = with_database(lambda db: outbox.prune(db, before=before))
+    emit(
+        {"deleted": removed, "before": before.isoformat()},
+        as_json=as_json,
+        text=f"deleted {removed} finished deliveries from before {before:%Y-%m-%d %H:%M} UTC",
+    )
