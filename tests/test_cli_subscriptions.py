@@ -3,6 +3,7 @@ few runs as a real process (``briefing``) to check the script itself."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 
@@ -270,6 +271,7 @@ async def test_a_paused_subscription_is_sent_to_only_with_force(env, receiver) -
     assert len(receiver.hits("/holiday")) == 1
 
 
+@pytest.mark.slow
 async def test_operator_mistakes_stop_run_and_send_before_anything_is_sent(
     env, receiver, tmp_path
 ) -> None:
@@ -282,8 +284,9 @@ async def test_operator_mistakes_stop_run_and_send_before_anything_is_sent(
     templates.mkdir()
     (templates / "digest.chat.j2").write_text("{{ d.story }}\n{{ d.nothing_here }}\n")
     broken_template = {**env, "BRIEFING_TEMPLATES_DIR": str(templates)}
-    for bad, named in ((broken_from, "BRIEFING_MAIL_FROM"), (broken_template, "digest.chat.j2:2")):
-        code, out, err = await briefing("run", env=bad, timeout=60)  # a real process
+    mistakes = ((broken_from, "BRIEFING_MAIL_FROM"), (broken_template, "digest.chat.j2:2"))
+    runs = await asyncio.gather(*(briefing("run", env=bad, timeout=60) for bad, _ in mistakes))
+    for (bad, named), (code, out, err) in zip(mistakes, runs, strict=True):  # real processes
         assert code == 2, ("run", out, err)
         assert named in err and "Traceback" not in err, err
         code, out, err = await cli("send", "--all", env=bad)

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.settings import Settings
@@ -72,6 +73,7 @@ def test_dockerfile_installs_the_package_and_runs_the_bot() -> None:
         assert needed in dockerfile, needed
 
 
+@pytest.mark.slow
 def test_the_built_wheel_carries_templates_state_and_migrations(tmp_path) -> None:
     """Installed from a wheel, away from the checkout, the bot still finds all it ships."""
     import os

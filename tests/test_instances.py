@@ -16,6 +16,8 @@ from tests.pgcluster import PrivateCluster
 from tests.processes import bot_env, bulk_subscribe, delivered_count, start, wait_for
 from tests.receivers import HttpReceiver, hang
 
+pytestmark = pytest.mark.slow
+
 SUBSCRIBERS = 1000
 
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +15,7 @@ from bot.digest import FORMATS, Digest, DigestRenderer, ReaderOptions, Window, c
 from bot.errors import ConfigError
 from bot.state import load_state
 from tests.conftest import extra_development, write_developments
+from tests.processes import invoke
 
 DAY_OF_REPORT = datetime(2025, 12, 2, 18, 0, tzinfo=UTC)
 
@@ -241,10 +244,24 @@ def test_unknown_format(seed_state, renderer) -> None:
         renderer.render(digest_for(seed_state, "en"), "pdf")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> Ran:
+    """``briefing ARGS`` in this process, through the script's error handling."""
+    return Ran(*invoke(*args, env=dict(os.environ)))
+
+
+def run_script(*args: str) -> Ran:
+    """``briefing ARGS`` as a real process."""
+    result = subprocess.run(
         [sys.executable, "-m", "bot", *args], capture_output=True, text=True, check=False
     )
+    return Ran(result.returncode, result.stdout, result.stderr)
 
 
 @pytest.mark.parametrize("fmt", [*FORMATS, "json"])
@@ -282,8 +299,9 @@ def test_cli_preview_bad_options(args, message) -> None:
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cli_preview_since_and_naive_times_use_reader_zone() -> None:
-    result = run_cli(
+@pytest.mark.parametrize("run", [run_cli, run_script], ids=["in-process", "script"])
+def test_cli_preview_since_and_naive_times_use_reader_zone(run) -> None:
+    result = run(
         "preview",
         "--now",
         "2025-12-03T08:00",

@@ -10,14 +10,17 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bot.outputs.webhooks import new_secret
 from bot.store import outbox
 from bot.store import subscriptions as subs
 from bot.store.database import Database
-from tests.processes import bot_env, briefing, start, wait_for
+from tests.processes import bot_env, cli, start, wait_for
 from tests.receivers import HttpReceiver, hang
+
+pytestmark = pytest.mark.slow
 
 
 async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
@@ -30,7 +33,7 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
         BRIEFING_SMTP_PORT=str(port),
         BRIEFING_SMTP_SECURITY="none",
     )
-    code, out, err = await briefing(
+    code, out, err = await cli(
         "subscribe",
         "webhook",
         receiver.on("/ny"),
@@ -43,7 +46,7 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
     )
     assert code == 0, err
     secret = json.loads(out)["secret"]
-    code, out, err = await briefing(
+    code, out, err = await cli(
         "subscribe",
         "email",
         "tokyo@example.org",
@@ -57,7 +60,7 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
     )
     assert code == 0, err
     manual = "/hooks/SECRETTOKEN12345"
-    code, out, err = await briefing(
+    code, out, err = await cli(
         "subscribe",
         "webhook",
         receiver.on(manual),
@@ -75,7 +78,7 @@ async def test_run_delivers_each_digest_at_its_minute_and_manual_sends_at_once(
         text = log.read_text()
         assert "next: subscription 1" in text and "3 active subscription(s)" in text
         started = datetime.now(UTC)
-        code, out, err = await briefing("send", "--subscription", "3", env=env)
+        code, out, err = await cli("send", "--subscription", "3", env=env)
         assert code == 0, err
         assert len(receiver.hits(manual)) == 1 and datetime.now(UTC) - started < timedelta(
             seconds=20

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -297,8 +298,16 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
         load_state(tmp_path)
 
 
+def in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``briefing ARGS`` in this process, through the script's error handling."""
+    from tests.processes import invoke
+
+    code, out, err = invoke(*args, env=dict(os.environ))
+    return subprocess.CompletedProcess(["briefing", *args], code, out, err)
+
+
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
-    ok = subprocess.run(
+    ok = subprocess.run(  # a real process; the failures below run in this one
         [sys.executable, "-m", "bot", "state", "validate", str(SEED_STATE)],
         capture_output=True,
         text=True,
@@ -311,12 +320,7 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
         VALID.replace("topic: talks", "topic: weather").replace("Europe/Moscow", "Nowhere/City"),
         encoding="utf-8",
     )
-    bad = subprocess.run(
-        [sys.executable, "-m", "bot", "state", "validate", str(broken)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = in_process("state", "validate", str(broken))
     assert bad.returncode == 2
     lines = bad.stdout.strip().splitlines()
     assert lines == [
@@ -326,12 +330,7 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
     garbage = tmp_path / "garbage.yaml"
     garbage.write_text("story: [unclosed\n", encoding="utf-8")
-    bad = subprocess.run(
-        [sys.executable, "-m", "bot", "state", "validate", str(garbage)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = in_process("state", "validate", str(garbage))
     assert bad.returncode == 2 and bad.stdout.startswith(f"{garbage}:2: invalid YAML")
     assert "Traceback" not in bad.stderr
 

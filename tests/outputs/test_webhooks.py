@@ -246,9 +246,9 @@ async def test_generic_body_matches_the_published_schema(
 
     from jsonschema import Draft202012Validator
 
-    from tests.processes import bot_env, briefing
+    from tests.processes import bot_env, cli
 
-    code, printed, err = await briefing("schema", env=bot_env(Path("/nonexistent")))
+    code, printed, err = await cli("schema", env=bot_env(Path("/nonexistent")))
     assert code == 0, err
     validator = Draft202012Validator(json.loads(printed))
     validator.check_schema(validator.schema)
