@@ -32,7 +32,8 @@ async def ctx(tmp_path):
     context = OutputContext(
         settings=settings_for(tmp_path),
         policy=TargetPolicy(allow_private=True),
-        limits=HttpLimits(connect_timeout=1, total_timeout=1),
+        # Generous for a busy machine (parallel tests), yet shorter than hang(3) below.
+        limits=HttpLimits(connect_timeout=2.5, total_timeout=2.5),
     )
     yield context
     await context.aclose()
@@ -204,7 +205,7 @@ async def test_shutdown_returns_unfinished_sends_to_the_queue(db, ctx, receiver)
     d = dispatcher(db, ctx)
     stop = asyncio.Event()
     runner = asyncio.create_task(d.run(stop, grace=0.3))
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)  # time for the quick one on a busy machine; /slow still hangs
     stop.set()
     await runner
     rows = {r.subscription_id: r for r in await outbox.listing(db, ids=ids)}
