@@ -70,11 +70,14 @@ def check_options(state: State, options: ReaderOptions) -> ZoneInfo:
 
 
 def latest_moment(when: When) -> datetime:
-    """The last moment ``when`` can designate (open-ended "after" runs to the end of its day)."""
+    """The last moment ``when`` can designate (open-ended "after" runs to the end of its day;
+    "before" a day or a time ends where that day or time begins)."""
     start = when.local()
     if when.precision == "month":
         days = calendar.monthrange(start.year, start.month)[1]
         return start + timedelta(days=days)
+    if when.qualifier == "before":
+        return start
     if when.precision == "day" or when.qualifier == "after":
         return start.replace(hour=0, minute=0) + timedelta(days=1)
     return start

@@ -315,7 +315,8 @@ def _http_date(text: str) -> datetime:
 def answer_of(response: httpx.Response) -> str:
     """The receiver's answer, shortened for the delivery log (read as UTF-8, whatever the
     receiver declares: it is only shown)."""
-    text = response.content[: ANSWER_LIMIT * 4].decode("utf-8", "replace").strip()
+    # one byte more than 500 characters can take, so that a longer answer is seen as longer
+    text = response.content[: ANSWER_LIMIT * 4 + 1].decode("utf-8", "replace").strip()
     return text if len(text) <= ANSWER_LIMIT else text[:ANSWER_LIMIT] + "…"
 
 

@@ -13,14 +13,22 @@ def split_text(text: str, limit: int, separators: Sequence[str] = SEPARATORS) ->
     """Split ``text`` into pieces of at most ``limit`` characters.
 
     Cuts at paragraph boundaries first, then lines, then spaces, so a word or a link is
-    never cut; only a single word longer than ``limit`` is cut, as a last resort.
+    never cut; only a single word longer than ``limit`` is cut, as a last resort. The
+    separators at a cut are left out, and so is a piece that would be blank (runs of
+    separators at a cut): chat platforms refuse an empty message or section.
     """
+    if len(text) <= limit:
+        return [text]
+    return [piece for piece in _split(text, limit, separators) if piece.strip()] or [""]
+
+
+def _split(text: str, limit: int, separators: Sequence[str]) -> list[str]:
     if len(text) <= limit:
         return [text]
     if not separators:
         return [text[i : i + limit] for i in range(0, len(text), limit)]
     separator, finer = separators[0], separators[1:]
-    pieces = [p for part in text.split(separator) for p in split_text(part, limit, finer)]
+    pieces = [p for part in text.split(separator) for p in _split(part, limit, finer)]
     joined: list[str] = []
     for piece in pieces:
         if joined and len(joined[-1]) + len(separator) + len(piece) <= limit:
