@@ -1,0 +1,147 @@
+"""The worker loop with outputs installed as plugins: how many sends run at once, what an
+error that quotes the target's URL leaves in the delivery log, and the start-up check."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import pytest
+
+from bot.delivery import RetryPolicy
+from bot.digest import DigestRenderer
+from bot.errors import ConfigError
+from bot.outputs import output_classes
+from bot.store import states
+from bot.worker import Worker
+from tests.conftest import SEED_STATE
+from tests.test_worker import PERIOD, add, ctx, finish, queue, utc_now  # noqa: F401
+
+PLUGINS = """
+import asyncio
+
+from bot.errors import TargetError
+from bot.outputs import Output, Receipt
+
+ACTIVE = {"now": 0, "peak": 0}
+
+
+class CountingOutput(Output):
+    name = "counting"
+    formats = ("text",)
+
+    async def validate(self, target):
+        return target
+
+    async def send(self, target, message, *, envelope):
+        ACTIVE["now"] += 1
+        ACTIVE["peak"] = max(ACTIVE["peak"], ACTIVE["now"])
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            ACTIVE["now"] -= 1
+        return Receipt("200", "ok")
+
+
+class LeakyOutput(Output):
+    name = "leaky"
+    formats = ("text",)
+
+    async def validate(self, target):
+        return target
+
+    async def send(self, target, message, *, envelope):
+        raise RuntimeError(f"could not post to {target.address}")
+
+
+class RefusingOutput(Output):
+    name = "refusing"
+    formats = ("text",)
+
+    async def validate(self, target):
+        return target
+
+    async def send(self, target, message, *, envelope):
+        raise TargetError(f"{target.address} is not allowed any more")
+"""
+SECRET_URL = "https://hooks.example.org/services/T0000/B1111/sEcReTtOkEn42"
+
+
+@pytest.fixture
+def plugins(tmp_path, monkeypatch):
+    (tmp_path / "loop_plugins.py").write_text(PLUGINS, encoding="utf-8")
+    dist = tmp_path / "loop_plugins-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: loop-plugins\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[briefing.outputs]\ncounting = loop_plugins:CountingOutput\n"
+        "leaky = loop_plugins:LeakyOutput\nrefusing = loop_plugins:RefusingOutput\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    output_classes.cache_clear()
+    yield
+    sys.modules.pop("loop_plugins", None)
+    output_classes.cache_clear()
+
+
+def worker(db, ctx, **kwargs) -> Worker:  # noqa: F811
+    kwargs.setdefault("policy", RetryPolicy(attempts=2, base=0.02, cap=0.02))
+    return Worker(db, ctx, renderer=DigestRenderer(), clock=utc_now, **kwargs)
+
+
+async def test_no_more_sends_at_once_than_the_concurrency(db, ctx, plugins) -> None:  # noqa: F811
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    created = [await add(db, f"somewhere/{n}", kind="counting") for n in range(12)]
+    ids = await queue(db, [s.id for s in created])
+    done = await finish(worker(db, ctx, concurrency=3), ids)
+    assert {r.status for r in done} == {"delivered"}
+    active = sys.modules["loop_plugins"].ACTIVE
+    assert active["peak"] == 3 and active["now"] == 0
+
+
+async def test_errors_that_quote_the_target_keep_its_token_out_of_the_log(
+    db, ctx, plugins  # noqa: F811
+) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    leaky = await add(db, SECRET_URL, kind="leaky")
+    refusing = await add(db, SECRET_URL, kind="refusing")
+    ids = await queue(db, [leaky.id, refusing.id])
+    rows = {r.subscription_id: r for r in await finish(worker(db, ctx), ids)}
+    for row in rows.values():
+        assert "sEcReTtOkEn42" not in (row.last_answer or "")
+        assert "B1111" not in (row.last_answer or "")
+    bug, refused = rows[leaky.id], rows[refusing.id]
+    assert (bug.status, bug.attempts, bug.last_status) == ("dead", 2, "error")
+    assert (bug.last_answer or "").startswith("unexpected error: RuntimeError: could not post to")
+    assert (refused.status, refused.attempts, refused.last_status) == ("dead", 1, "error")
+    assert (refused.last_answer or "").endswith("is not allowed any more")
+    assert (refused.last_answer or "").startswith("https://…")  # masked, not dropped
+
+
+async def test_the_start_up_check_passes_before_any_state_is_imported(db, ctx) -> None:  # noqa: F811
+    await worker(db, ctx).check()
+
+
+async def test_the_start_up_check_renders_every_language(db, ctx, tmp_path) -> None:  # noqa: F811
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    override = tmp_path / "templates"
+    override.mkdir()
+    (override / "digest.chat.j2").write_text(
+        '{% if d.locale == "fr" %}{{ 1 / 0 }}{% endif %}{{ d.story }}\n', encoding="utf-8"
+    )
+    checked = Worker(db, ctx, renderer=DigestRenderer(templates_dir=override), clock=utc_now)
+    with pytest.raises(ConfigError, match="ZeroDivisionError"):
+        await checked.check()
+    await checked.close()
+
+
+async def test_a_window_covers_the_day_before_a_first_digest(db, ctx, plugins) -> None:  # noqa: F811
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    sub = await add(db, "somewhere", kind="counting")
+    (row,) = await finish(worker(db, ctx), await queue(db, [sub.id]))
+    assert (row.window_start, row.window_end) == (PERIOD - timedelta(hours=24), PERIOD)
+    assert row.state_revision == await states.latest_revision(db)
+    assert (row.status, row.last_status, row.last_answer, row.parts) == ("delivered", "200", "ok", 1)
