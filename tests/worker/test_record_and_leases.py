@@ -63,7 +63,9 @@ async def test_outcomes_are_written_in_batches_and_reported(db, caplog) -> None:
         await recorder.flush()
         await recorder.flush()  # nothing left: writes and reports nothing
     assert seen == [[r.id for r in rows]]
-    assert [r.message for r in caplog.records] == ["recorded 2 delivered, 1 skipped"]
+    assert [(r.name, r.message) for r in caplog.records] == [
+        ("briefing.worker", "recorded 2 delivered, 1 skipped")
+    ]
     assert sorted(r.status for r in await outbox.listing(db)) == [
         "delivered", "delivered", "skipped",
     ]  # fmt: skip
@@ -154,4 +156,5 @@ async def test_lease_keeping_and_giving_back_ride_out_a_database_outage(away, ca
         stop.set()
         await keeper
     assert caplog.records[0].message.startswith("cannot renew leases: ")
+    assert caplog.records[0].name == "briefing.worker"  # where operators look for it
     await leases.give_back([1])  # at shutdown: nothing to do but go
