@@ -3,6 +3,7 @@ error that quotes the target's URL leaves in the delivery log, and the start-up 
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from bot.digest import DigestRenderer
 from bot.errors import ConfigError
 from bot.outputs import output_classes
 from bot.store import states
+from bot.store import subscriptions as subs
 from bot.worker import Worker
 from tests.conftest import SEED_STATE
 from tests.test_worker import PERIOD, add, ctx, finish, queue, utc_now  # noqa: F401
@@ -20,7 +22,7 @@ from tests.test_worker import PERIOD, add, ctx, finish, queue, utc_now  # noqa: 
 PLUGINS = """
 import asyncio
 
-from bot.errors import TargetError
+from bot.errors import ConfigError, TargetError
 from bot.outputs import Output, Receipt
 
 ACTIVE = {"now": 0, "peak": 0}
@@ -63,6 +65,17 @@ class RefusingOutput(Output):
 
     async def send(self, target, message, *, envelope):
         raise TargetError(f"{target.address} is not allowed any more")
+
+
+class MisconfiguredOutput(Output):
+    name = "misconfigured"
+    formats = ("text",)
+
+    async def validate(self, target):
+        return target
+
+    async def send(self, target, message, *, envelope):
+        raise ConfigError("BRIEFING_SOMETHING is not set")
 """
 SECRET_URL = "https://hooks.example.org/services/T0000/B1111/sEcReTtOkEn42"
 
@@ -77,7 +90,8 @@ def plugins(tmp_path, monkeypatch):
     )
     (dist / "entry_points.txt").write_text(
         "[briefing.outputs]\ncounting = loop_plugins:CountingOutput\n"
-        "leaky = loop_plugins:LeakyOutput\nrefusing = loop_plugins:RefusingOutput\n",
+        "leaky = loop_plugins:LeakyOutput\nrefusing = loop_plugins:RefusingOutput\n"
+        "misconfigured = loop_plugins:MisconfiguredOutput\n",
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -145,3 +159,33 @@ async def test_a_window_covers_the_day_before_a_first_digest(db, ctx, plugins) -
     assert (row.window_start, row.window_end) == (PERIOD - timedelta(hours=24), PERIOD)
     assert row.state_revision == await states.latest_revision(db)
     assert (row.status, row.last_status, row.last_answer, row.parts) == ("delivered", "200", "ok", 1)
+
+
+async def test_the_log_says_what_failed_and_what_happens_next(
+    db, ctx, plugins, caplog  # noqa: F811
+) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    leaky = await add(db, SECRET_URL, kind="leaky")
+    broken = await add(db, "anywhere", kind="misconfigured")
+    ids = await queue(db, [leaky.id, broken.id])
+    with caplog.at_level(logging.INFO, logger="briefing.worker"):
+        rows = {r.subscription_id: r for r in await finish(worker(db, ctx), ids)}
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "briefing.worker"]
+    bug = rows[leaky.id].delivery_id
+    retry = [m for level, m in said if level == "INFO" and m.startswith(f"delivery {bug} ")]
+    assert len(retry) == 1 and "attempt 1 failed (error unexpected error: RuntimeError" in retry[0]
+    assert "next try at 20" in retry[0] and retry[0].endswith(("Z", "+00:00"))
+    assert (
+        "WARNING",
+        f"delivery {bug} (subscription {leaky.id}) failed for good after 2 attempt(s): error "
+        f"{rows[leaky.id].last_answer}",
+    ) in said
+    assert ("ERROR", f"delivery {bug} (subscription {leaky.id}) failed with an unexpected error") in said
+    config = rows[broken.id]
+    assert (config.status, config.last_status, config.attempts) == ("dead", "config", 2)
+    assert (
+        "ERROR",
+        f"delivery {config.delivery_id} (subscription {broken.id}) cannot be sent because of the "
+        "bot's configuration, not the reader's: BRIEFING_SOMETHING is not set",
+    ) in said
+    assert (await subs.get(db, broken.id)).status == "active"
