@@ -1,0 +1,83 @@
+"""A manual send (``briefing send``) waits for its own rows: retries due soon are made in
+the command, a retry due later stays queued for ``briefing run``, other rows are left alone,
+and the progress counts every row once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.delivery import RetryPolicy
+from bot.store import outbox, states
+from bot.worker import send_and_wait
+from tests.conftest import SEED_STATE
+from tests.receivers import reply
+from tests.test_worker import PERIOD, add, ctx, dispatcher, queue, utc_now  # noqa: F401
+
+QUICK = RetryPolicy(attempts=4, base=0.05, cap=0.1)
+
+
+async def test_retries_due_soon_are_made_and_later_ones_left_queued(db, ctx, receiver) -> None:  # noqa: F811
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    soon = await add(db, receiver.on("/soon", reply(503), reply(200)))
+    later = await add(
+        db, receiver.on("/later", reply(429, "", {"Retry-After": "15.9"}), reply(200))
+    )
+    gone = await add(db, receiver.on("/gone", reply(400, "no such hook")))
+    ids = await queue(db, [soon.id, later.id, gone.id])
+    counted: list[int] = []
+    worker = dispatcher(db, ctx, policy=QUICK)
+    async with asyncio.timeout(14):  # the default horizon: it does not wait 15.9 s
+        await send_and_wait(worker, ids, period=None, progress=counted.append)
+    await worker.close()
+    rows = {r.subscription_id: r for r in await outbox.listing(db, ids=ids)}
+    assert (rows[soon.id].status, rows[soon.id].attempts) == ("delivered", 2)
+    assert (rows[gone.id].status, rows[gone.id].attempts) == ("dead", 1)
+    assert (rows[later.id].status, rows[later.id].attempts) == ("pending", 1)
+    assert rows[later.id].next_attempt_at > utc_now() + timedelta(seconds=10)
+    assert len(receiver.hits("/later")) == 1
+    assert sum(counted) == 3 and all(n > 0 for n in counted)
+
+
+async def test_a_manual_send_leaves_rows_of_other_periods_alone(db, ctx, receiver) -> None:  # noqa: F811
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    sub = await add(db, receiver.on("/mine"))
+    other = await add(db, receiver.on("/scheduled"))
+    (scheduled,) = await queue(db, [other.id], PERIOD - timedelta(hours=1))
+    ids = await queue(db, [sub.id])
+    worker = dispatcher(db, ctx, policy=QUICK)
+    async with asyncio.timeout(30):
+        await send_and_wait(worker, ids, period=PERIOD)
+    await worker.close()
+    (mine,) = await outbox.listing(db, ids=ids)
+    (left,) = await outbox.listing(db, ids=[scheduled])
+    assert mine.status == "delivered" and left.status == "pending"
+    assert receiver.hits("/scheduled") == []
+
+
+async def test_a_wait_ends_when_another_worker_finishes_the_rows(db, ctx, receiver) -> None:  # noqa: F811
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    subs_ = [await add(db, receiver.on(f"/other{n}")) for n in range(2)]
+    ids = await queue(db, [s.id for s in subs_])
+    taken = await outbox.claim(
+        db, owner="elsewhere", now=utc_now(), limit=5, lease=timedelta(minutes=5), max_attempts=8
+    )
+    worker = dispatcher(db, ctx, policy=QUICK)
+    counted: list[int] = []
+    waiting = asyncio.create_task(send_and_wait(worker, ids, period=None, progress=counted.append))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    from bot.delivery import Outcome, Status
+
+    await outbox.record(
+        db,
+        [outbox.Finished(r.id, r.subscription_id, Outcome(Status.DELIVERED, "ok", "200", 1))
+         for r in taken],
+        owner="elsewhere",
+        now=utc_now(),
+    )  # fmt: skip
+    async with asyncio.timeout(10):
+        await waiting
+    await worker.close()
+    assert sum(counted) == 2
+    assert [receiver.hits(f"/other{n}") for n in range(2)] == [[], []]
