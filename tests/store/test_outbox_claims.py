@@ -58,6 +58,8 @@ async def test_manual_sends_within_one_second_are_each_queued(db) -> None:
         outbox.delivery_id(sub.id, m, trigger=Trigger.MANUAL) for m in moments
     )
     assert all(r.status == "pending" and r.next_attempt_at == r.period for r in rows)
+    assert {(r.attempts, r.first_part, r.parts, r.trigger) for r in rows} == {(0, 0, 0, "manual")}
+    assert all(r.created_at == r.updated_at == r.period for r in rows)
     assert len(await claim(db, now=NOW + timedelta(seconds=1))) == 3
 
 
@@ -130,6 +132,17 @@ async def test_a_row_given_up_on_is_recorded_as_dead_with_the_reason(db) -> None
     await claim(db, "a", max_attempts=2)
     (taken,) = await claim(db, "b", now=later, max_attempts=2)
     assert taken.id == second and (await one(db, second)).status == "sending"
+
+
+async def test_a_pending_retry_is_taken_even_by_a_worker_allowing_fewer_attempts(db) -> None:
+    (row_id,) = await queued(db, [NOW])
+    (row,) = await claim(db, "a", max_attempts=8)
+    retry = Outcome(Status.PENDING, "busy", "503", 0, retry_at=NOW)
+    await outbox.record(
+        db, [outbox.Finished(row_id, row.subscription_id, retry)], owner="a", now=NOW
+    )
+    (again,) = await claim(db, "b", max_attempts=1)  # its next failure will be its last
+    assert (again.id, again.attempts) == (row_id, 2)
 
 
 async def test_renewing_keeps_only_ones_own_rows(db) -> None:
