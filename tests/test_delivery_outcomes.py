@@ -136,7 +136,11 @@ def test_a_retryable_failure_is_pending_with_its_next_try() -> None:
     outcome = policy.after_failure(
         failure(status=503, parts_done=2), attempt=2, parts=1, now=NOW, code=None
     )
-    assert (outcome.status, outcome.code, outcome.answer) == (Status.PENDING, "503", "receiver said no")
+    assert (outcome.status, outcome.code, outcome.answer) == (
+        Status.PENDING,
+        "503",
+        "receiver said no",
+    )
     assert (outcome.parts, outcome.attempts, outcome.pause) == (2, 2, None)
     assert outcome.retry_at is not None
     assert NOW + timedelta(seconds=60) <= outcome.retry_at <= NOW + timedelta(seconds=120)
@@ -218,5 +222,7 @@ async def test_a_one_off_send_gives_up_after_its_attempts(message) -> None:
 
 
 async def test_a_one_off_send_gives_up_on_a_retry_after_past_a_minute(message) -> None:
-    outcome, _, slept = await one_off(message, [failure(status=429, retry_after=61), Receipt("200")])
+    outcome, _, slept = await one_off(
+        message, [failure(status=429, retry_after=61), Receipt("200")]
+    )
     assert (outcome.status, outcome.code, slept) == (Status.DEAD, "429", [])

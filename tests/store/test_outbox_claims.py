@@ -86,7 +86,9 @@ async def test_claims_take_the_longest_waiting_first_and_only_what_is_due(db) ->
     assert [r.id for r in first] == [early]
     second = await claim(db, "a", limit=5)
     assert [r.id for r in second] == [on_time]  # due at exactly now; not the later ones
-    assert [r.id for r in await claim(db, "a", now=NOW + timedelta(seconds=10), limit=1)] == [future]
+    assert [r.id for r in await claim(db, "a", now=NOW + timedelta(seconds=10), limit=1)] == [
+        future
+    ]
     assert [r.id for r in await claim(db, "a", now=NOW + timedelta(seconds=50))] == [late]
 
 
@@ -167,7 +169,12 @@ async def test_released_rows_go_back_as_if_untried(db) -> None:
     later = NOW + timedelta(seconds=5)
     await outbox.release(db, [mine, theirs], owner="a", now=later)
     row = await one(db, mine)
-    assert (row.status, row.attempts, row.lease_owner, row.lease_until) == ("pending", 0, None, None)
+    assert (row.status, row.attempts, row.lease_owner, row.lease_until) == (
+        "pending",
+        0,
+        None,
+        None,
+    )
     assert (row.next_attempt_at, row.updated_at) == (later, later)
     assert (await one(db, theirs)).lease_owner == "b"
     await outbox.release(db, [], owner="b", now=later)
@@ -247,7 +254,9 @@ async def test_outcomes_alike_and_unlike_in_one_batch(db) -> None:
         now=NOW,
     )
     rows = [await one(db, i) for i in ids]
-    assert [(r.window_start, r.last_answer, r.last_status, r.parts, r.state_revision) for r in rows] == [
+    assert [
+        (r.window_start, r.last_answer, r.last_status, r.parts, r.state_revision) for r in rows
+    ] == [
         (w1[0], "a", "200", 1, "r"),
         (w2[0], "a", "200", 1, "r"),
         (w1[0], "b", "202", 2, "s"),

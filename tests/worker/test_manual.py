@@ -12,12 +12,12 @@ from bot.store import outbox, states
 from bot.worker import send_and_wait
 from tests.conftest import SEED_STATE
 from tests.receivers import reply
-from tests.test_worker import PERIOD, add, ctx, dispatcher, queue, utc_now  # noqa: F401
+from tests.test_worker import PERIOD, add, dispatcher, queue, utc_now
 
 QUICK = RetryPolicy(attempts=4, base=0.05, cap=0.1)
 
 
-async def test_retries_due_soon_are_made_and_later_ones_left_queued(db, ctx, receiver) -> None:  # noqa: F811
+async def test_retries_due_soon_are_made_and_later_ones_left_queued(db, ctx, receiver) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     soon = await add(db, receiver.on("/soon", reply(503), reply(200)))
     later = await add(
@@ -39,7 +39,7 @@ async def test_retries_due_soon_are_made_and_later_ones_left_queued(db, ctx, rec
     assert sum(counted) == 3 and all(n > 0 for n in counted)
 
 
-async def test_a_manual_send_leaves_rows_of_other_periods_alone(db, ctx, receiver) -> None:  # noqa: F811
+async def test_a_manual_send_leaves_rows_of_other_periods_alone(db, ctx, receiver) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     sub = await add(db, receiver.on("/mine"))
     other = await add(db, receiver.on("/scheduled"))
@@ -55,7 +55,7 @@ async def test_a_manual_send_leaves_rows_of_other_periods_alone(db, ctx, receive
     assert receiver.hits("/scheduled") == []
 
 
-async def test_a_wait_ends_when_another_worker_finishes_the_rows(db, ctx, receiver) -> None:  # noqa: F811
+async def test_a_wait_ends_when_another_worker_finishes_the_rows(db, ctx, receiver) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     subs_ = [await add(db, receiver.on(f"/other{n}")) for n in range(2)]
     ids = await queue(db, [s.id for s in subs_])

@@ -124,9 +124,7 @@ async def test_a_retry_resumes_after_the_parts_already_sent(db, pool) -> None:
     row = await claimed(db, sub.id)
     partly = Outcome(Status.PENDING, "busy", "503", 2, retry_at=PERIOD)
     await outbox.record(db, [outbox.Finished(row.id, sub.id, partly)], owner="w", now=PERIOD)
-    (again,) = await outbox.claim(
-        db, owner="w", now=PERIOD, limit=1, lease=LEASE, max_attempts=8
-    )
+    (again,) = await outbox.claim(db, owner="w", now=PERIOD, limit=1, lease=LEASE, max_attempts=8)
     ready = await prepared(db, pool, again)
     assert isinstance(ready, Prepared) and ready.envelope.first_part == 2
 

@@ -107,7 +107,9 @@ async def test_three_dead_deliveries_in_a_row_pause_and_two_do_not(db) -> None:
         recorder.add(finished(row, Status.DEAD, code="500"))
     await recorder.flush()
     failing = await subs.get(db, three[0].subscription_id)
-    assert failing.status == "paused" and "last 3 deliveries failed" in (failing.paused_reason or "")
+    assert failing.status == "paused" and "last 3 deliveries failed" in (
+        failing.paused_reason or ""
+    )
     assert (await subs.get(db, two[0].subscription_id)).status == "active"
     assert paused == [failing.id]
 

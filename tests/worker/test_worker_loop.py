@@ -17,7 +17,7 @@ from bot.store import states
 from bot.store import subscriptions as subs
 from bot.worker import Worker
 from tests.conftest import SEED_STATE
-from tests.test_worker import PERIOD, add, ctx, finish, queue, utc_now  # noqa: F401
+from tests.test_worker import PERIOD, add, finish, queue, utc_now
 
 PLUGINS = """
 import asyncio
@@ -101,12 +101,12 @@ def plugins(tmp_path, monkeypatch):
     output_classes.cache_clear()
 
 
-def worker(db, ctx, **kwargs) -> Worker:  # noqa: F811
+def worker(db, ctx, **kwargs) -> Worker:
     kwargs.setdefault("policy", RetryPolicy(attempts=2, base=0.02, cap=0.02))
     return Worker(db, ctx, renderer=DigestRenderer(), clock=utc_now, **kwargs)
 
 
-async def test_no_more_sends_at_once_than_the_concurrency(db, ctx, plugins) -> None:  # noqa: F811
+async def test_no_more_sends_at_once_than_the_concurrency(db, ctx, plugins) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     created = [await add(db, f"somewhere/{n}", kind="counting") for n in range(12)]
     ids = await queue(db, [s.id for s in created])
@@ -117,7 +117,9 @@ async def test_no_more_sends_at_once_than_the_concurrency(db, ctx, plugins) -> N
 
 
 async def test_errors_that_quote_the_target_keep_its_token_out_of_the_log(
-    db, ctx, plugins  # noqa: F811
+    db,
+    ctx,
+    plugins,
 ) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     leaky = await add(db, SECRET_URL, kind="leaky")
@@ -135,11 +137,11 @@ async def test_errors_that_quote_the_target_keep_its_token_out_of_the_log(
     assert (refused.last_answer or "").startswith("https://…")  # masked, not dropped
 
 
-async def test_the_start_up_check_passes_before_any_state_is_imported(db, ctx) -> None:  # noqa: F811
+async def test_the_start_up_check_passes_before_any_state_is_imported(db, ctx) -> None:
     await worker(db, ctx).check()
 
 
-async def test_the_start_up_check_renders_every_language(db, ctx, tmp_path) -> None:  # noqa: F811
+async def test_the_start_up_check_renders_every_language(db, ctx, tmp_path) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     override = tmp_path / "templates"
     override.mkdir()
@@ -152,17 +154,25 @@ async def test_the_start_up_check_renders_every_language(db, ctx, tmp_path) -> N
     await checked.close()
 
 
-async def test_a_window_covers_the_day_before_a_first_digest(db, ctx, plugins) -> None:  # noqa: F811
+async def test_a_window_covers_the_day_before_a_first_digest(db, ctx, plugins) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     sub = await add(db, "somewhere", kind="counting")
     (row,) = await finish(worker(db, ctx), await queue(db, [sub.id]))
     assert (row.window_start, row.window_end) == (PERIOD - timedelta(hours=24), PERIOD)
     assert row.state_revision == await states.latest_revision(db)
-    assert (row.status, row.last_status, row.last_answer, row.parts) == ("delivered", "200", "ok", 1)
+    assert (row.status, row.last_status, row.last_answer, row.parts) == (
+        "delivered",
+        "200",
+        "ok",
+        1,
+    )
 
 
 async def test_the_log_says_what_failed_and_what_happens_next(
-    db, ctx, plugins, caplog  # noqa: F811
+    db,
+    ctx,
+    plugins,
+    caplog,
 ) -> None:
     await states.import_state(db, SEED_STATE, now=utc_now())
     leaky = await add(db, SECRET_URL, kind="leaky")
@@ -180,7 +190,10 @@ async def test_the_log_says_what_failed_and_what_happens_next(
         f"delivery {bug} (subscription {leaky.id}) failed for good after 2 attempt(s): error "
         f"{rows[leaky.id].last_answer}",
     ) in said
-    assert ("ERROR", f"delivery {bug} (subscription {leaky.id}) failed with an unexpected error") in said
+    assert (
+        "ERROR",
+        f"delivery {bug} (subscription {leaky.id}) failed with an unexpected error",
+    ) in said
     config = rows[broken.id]
     assert (config.status, config.last_status, config.attempts) == ("dead", "config", 2)
     assert (
