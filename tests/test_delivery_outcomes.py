@@ -226,3 +226,11 @@ async def test_a_one_off_send_gives_up_on_a_retry_after_past_a_minute(message) -
         message, [failure(status=429, retry_after=61), Receipt("200")]
     )
     assert (outcome.status, outcome.code, slept) == (Status.DEAD, "429", [])
+
+
+def test_a_scheduled_delivery_is_tried_eight_times() -> None:
+    busy = failure(status=503)
+    assert all(SCHEDULED.next_wait(n, busy) is not None for n in range(1, 8))
+    assert SCHEDULED.next_wait(8, busy) is None
+    dead = SCHEDULED.after_failure(busy, attempt=8, parts=0, now=NOW, code=None)
+    assert (dead.status, dead.attempts) == (Status.DEAD, 8)
