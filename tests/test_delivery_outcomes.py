@@ -234,3 +234,10 @@ def test_a_scheduled_delivery_is_tried_eight_times() -> None:
     assert SCHEDULED.next_wait(8, busy) is None
     dead = SCHEDULED.after_failure(busy, attempt=8, parts=0, now=NOW, code=None)
     assert (dead.status, dead.attempts) == (Status.DEAD, 8)
+
+
+def test_the_default_waits_reach_but_never_pass_each_step() -> None:
+    for attempt, full in enumerate([30, 120, 480, 1920, 7680, 28800, 28800], 1):
+        waits = [SCHEDULED.delay(attempt) for _ in range(20000)]
+        assert full / 2 <= min(waits) < full * 0.501, attempt
+        assert full * 0.999 < max(waits) <= full, attempt
