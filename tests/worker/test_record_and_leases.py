@@ -160,3 +160,28 @@ async def test_lease_keeping_and_giving_back_ride_out_a_database_outage(away, ca
     assert caplog.records[0].message.startswith("cannot renew leases: ")
     assert caplog.records[0].name == "briefing.worker"  # where operators look for it
     await leases.give_back([1])  # at shutdown: nothing to do but go
+
+
+async def test_a_send_longer_than_the_lease_keeps_its_row(db) -> None:
+    """Renewal comes well before the lease runs out, so no other worker takes the row (and
+    sends it a second time) while it is still being sent."""
+
+    def wall() -> datetime:
+        return datetime.now(UTC)
+
+    lease = timedelta(seconds=3)
+    mine = Leases(db, owner="a", clock=wall, lease=lease, max_attempts=8)
+    other = Leases(db, owner="b", clock=wall, lease=lease, max_attempts=8)
+    sub = (await subs.add(db, new_sub(), now=NOW)).id
+    await outbox.insert(db, [outbox.new_row(sub, NOW, now=NOW)])
+    (row,) = await mine.claim(5)
+    stop = asyncio.Event()
+    keeper = asyncio.create_task(mine.keep(lambda: [row.id], stop))
+    try:
+        for _ in range(10):  # five seconds: the first lease alone would have run out
+            await asyncio.sleep(0.5)
+            assert await other.claim(5) == []
+    finally:
+        stop.set()
+        await keeper
+    assert (await outbox.listing(db, ids=[row.id]))[0].lease_owner == "a"
