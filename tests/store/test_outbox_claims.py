@@ -327,6 +327,8 @@ async def test_listing_filters_and_order(db) -> None:
         return [r.id for r in await outbox.listing(db, **kwargs)]
 
     assert await listed() == [b3, a3, b2, a2, b1, a1]  # newest period first, then newest row
+    finished = [r.status.final for r in await outbox.listing(db, ids=[claimed.id, a1])]
+    assert finished == [True, False]
     assert await listed(subscription_id=a) == [a3, a2, a1]
     assert await listed(status="delivered") == [claimed.id]
     assert set(await listed(statuses=["pending", "sending"])) == set(ids) - {claimed.id}
