@@ -81,3 +81,18 @@ async def test_a_wait_ends_when_another_worker_finishes_the_rows(db, ctx, receiv
     await worker.close()
     assert sum(counted) == 2
     assert [receiver.hits(f"/other{n}") for n in range(2)] == [[], []]
+
+
+async def test_the_progress_counts_only_the_sends_own_rows(db, ctx, receiver) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    mine = [await add(db, receiver.on(f"/mine{n}")) for n in range(2)]
+    other = await add(db, receiver.on("/due-anyway"))
+    await queue(db, [other.id], PERIOD - timedelta(hours=1))  # due, and taken on the way
+    ids = await queue(db, [s.id for s in mine])
+    counted: list[int] = []
+    worker = dispatcher(db, ctx, policy=QUICK)
+    async with asyncio.timeout(30):
+        await send_and_wait(worker, ids, period=None, progress=counted.append)
+    await worker.close()
+    assert sum(counted) == 2
+    assert {r.status for r in await outbox.listing(db, ids=ids)} == {"delivered"}
