@@ -4,6 +4,7 @@ error that quotes the target's URL leaves in the delivery log, and the start-up 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import timedelta
 
@@ -202,3 +203,16 @@ async def test_the_log_says_what_failed_and_what_happens_next(
         "bot's configuration, not the reader's: BRIEFING_SOMETHING is not set",
     ) in said
     assert (await subs.get(db, broken.id)).status == "active"
+
+
+async def test_the_delivery_log_names_the_worker_that_sent(db, ctx, plugins) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    subs_ = [await add(db, f"somewhere/{n}", kind="counting") for n in range(2)]
+    first = await queue(db, [subs_[0].id])
+    (named,) = await finish(worker(db, ctx, owner="briefing-1"), first)
+    assert named.sent_by == "briefing-1"
+    default = worker(db, ctx)
+    (row,) = await finish(default, await queue(db, [subs_[1].id]))
+    assert row.sent_by == default.owner
+    assert re.fullmatch(r"[^:]+:\d+:[0-9a-f]{6}", row.sent_by or "")
+    assert worker(db, ctx).owner != default.owner  # two processes never share a lease
