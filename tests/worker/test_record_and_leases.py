@@ -86,13 +86,16 @@ async def test_outcomes_survive_a_database_outage(db, away) -> None:
     }  # fmt: skip
 
 
-async def test_a_gone_target_pauses_its_subscription_at_once(db) -> None:
+async def test_a_gone_target_pauses_its_subscription_at_once(db, caplog) -> None:
     rows = await rows_for(db, 1)
     paused: list[int] = []
     recorder = Recorder(db, owner="w", clock=lambda: NOW, on_paused=paused.append)
     why = "receiver answered 410: the target is gone"
     recorder.add(finished(rows[0], Status.DEAD, code="410", pause=why))
-    await recorder.flush()
+    with caplog.at_level(logging.WARNING, logger="briefing.worker"):
+        await recorder.flush()
+    said = [r.getMessage() for r in caplog.records if r.name == "briefing.worker"]
+    assert said == [f"pausing subscription {rows[0].subscription_id}: {why}"]
     sub = await subs.get(db, rows[0].subscription_id)
     assert (sub.status, sub.paused_reason) == ("paused", why)
     assert paused == [sub.id]
