@@ -69,8 +69,11 @@ async def reset(url: str) -> None:
     """Empty the tables of a database given with --database-url, so runs start alike."""
     db = await Database.open(url)
     async with db.engine.begin() as conn:
-        for table in ("deliveries", "subscriptions", "state_revisions"):
-            await conn.exec_driver_sql(f"DELETE FROM {table}")
+        if db.is_sqlite:
+            for table in ("deliveries", "subscriptions", "state_revisions"):
+                await conn.exec_driver_sql(f"DELETE FROM {table}")
+        else:
+            await conn.exec_driver_sql("TRUNCATE deliveries, subscriptions, state_revisions")
     await db.close()
 
 
