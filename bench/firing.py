@@ -104,20 +104,14 @@ async def outbox_check(url: str) -> tuple[int, int, int, int, dict[str, int]]:
     return int(rows or 0), int(delivered or 0), int(once or 0), int(retried or 0), by_sender
 
 
-async def connections_now(url: str) -> int:
-    """Connections to the benchmark's PostgreSQL database, but this one (0 on SQLite)."""
-    db = await Database.open(url, migrate=False)
-    try:
-        if db.is_sqlite:
-            return 0
-        async with db.engine.connect() as conn:
-            found = await conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            return int(found.scalar() or 0)
-    finally:
-        await db.close()
+async def connections_now(db: Database) -> int:
+    """Connections to the benchmark's PostgreSQL database, but the asking one."""
+    async with db.engine.connect() as conn:
+        found = await conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(found.scalar() or 0)
 
 
 async def fetch(port: int, path: str) -> str:
@@ -202,6 +196,42 @@ def start(n: int, count: int, env: dict[str, str], tmp: str) -> Instance:
     return Instance(process, log, counter)
 
 
+async def watch(
+    instances: list[Instance], *, port: int, url: str, count: int, due: datetime, kill: bool
+) -> int:
+    """Sample the instances five times a second until every delivery has arrived (SIGKILL
+    the first a third of the way through if ``kill``); return the most connections the
+    database had from them at once (sampled every second; 0 on SQLite)."""
+    deadline = due.timestamp() + 600 + count / 100
+    most, arrived, turn = 0, 0, 0
+    db = await Database.open(url, migrate=False)
+    try:
+        async with aiohttp.ClientSession() as session:
+            while arrived < count:
+                if time.time() > deadline or any(
+                    i.process.poll() is not None for i in instances if not i.killed
+                ):
+                    for instance in instances:
+                        print(instance.log.read_text()[-2000:], file=sys.stderr)
+                    raise SystemExit("the deliveries did not all arrive")
+                for instance in instances:
+                    instance.sample()
+                if kill and not instances[0].killed and arrived >= count // 3:
+                    instances[0].process.kill()
+                    instances[0].process.wait()
+                    instances[0].killed = True
+                    print(f"  SIGKILLed instance 0 after {arrived} deliveries")
+                if turn % 5 == 0 and not db.is_sqlite:
+                    most = max(most, await connections_now(db))
+                turn += 1
+                await asyncio.sleep(0.2)
+                async with session.get(f"http://127.0.0.1:{port}/count") as response:
+                    arrived = int(await response.text())
+    finally:
+        await db.close()
+    return most
+
+
 def one_size(count: int, args: argparse.Namespace, tmp: str) -> None:
     url = args.database_url or f"sqlite:///{tmp}/firing-{count}.db"
     if args.database_url:
@@ -228,7 +258,6 @@ def one_size(count: int, args: argparse.Namespace, tmp: str) -> None:
             "BRIEFING_HOME": str(Path(tmp) / "home"), "PYTHONUNBUFFERED": "1",
         }  # fmt: skip
         instances = [start(n, count, env, tmp) for n in range(args.instances)]
-        most_connections = 0
         while time.time() < due.timestamp():
             if any(i.process.poll() is not None for i in instances):
                 for instance in instances:
@@ -237,26 +266,9 @@ def one_size(count: int, args: argparse.Namespace, tmp: str) -> None:
             time.sleep(0.05)
         for instance in instances:
             instance.at_due()
-        deadline = due.timestamp() + 600 + count / 100
-        arrived = 0
-        while arrived < count:
-            if time.time() > deadline or any(
-                i.process.poll() is not None for i in instances if not i.killed
-            ):
-                for instance in instances:
-                    print(instance.log.read_text()[-2000:], file=sys.stderr)
-                raise SystemExit("the deliveries did not all arrive")
-            for instance in instances:
-                instance.sample()
-            if args.kill and not instances[0].killed and arrived >= count // 3:
-                instances[0].process.kill()
-                instances[0].process.wait()
-                instances[0].killed = True
-                print(f"  SIGKILLed instance 0 after {arrived} deliveries")
-            if time.time() > due.timestamp() and args.database_url:
-                most_connections = max(most_connections, asyncio.run(connections_now(url)))
-            time.sleep(0.2)
-            arrived = int(asyncio.run(fetch(port, "/count")))
+        most_connections = asyncio.run(
+            watch(instances, port=port, url=url, count=count, due=due, kill=args.kill)
+        )
         for instance in instances:
             instance.sample()
         last = float(asyncio.run(fetch(port, "/last")))
