@@ -55,7 +55,7 @@ def free_port() -> int:
 
 
 async def wait_port(port: int) -> None:
-    for _ in range(100):
+    for _ in range(600):  # a busy machine may take a while to start a receiver
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -144,21 +144,35 @@ def one_message(kind: str, settings: Settings):
 
 
 async def bare_http(port: int, body: bytes, *, count: int, concurrency: int) -> float:
-    slots = asyncio.Semaphore(concurrency)
+    """POST ``body`` ``count`` times with ``concurrency`` requests in flight (as many workers
+    taking the next number in turn); return the seconds. A request that fails to connect or
+    is cut off is tried again, up to three times, as any client would."""
+    numbers = iter(range(count))
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=300)
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def post(n: int) -> None:
-            async with slots, session.post(
-                f"http://127.0.0.1:{port}/bare/{n}", data=body,
-                headers={"content-type": "application/json"},
-            ) as response:  # fmt: skip
-                await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"bare loop got {response.status}")
+            for attempt in range(3):
+                try:
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/bare/{n}", data=body,
+                        headers={"content-type": "application/json"},
+                    ) as response:  # fmt: skip
+                        await response.read()
+                        if response.status != 200:
+                            raise SystemExit(f"bare loop got {response.status}")
+                        return
+                except aiohttp.ClientError as exc:
+                    if attempt == 2:
+                        raise SystemExit(f"bare loop: {exc!r}") from exc
+
+        async def worker() -> None:
+            for n in numbers:
+                await post(n)
 
         started = time.perf_counter()
-        await asyncio.gather(*(post(n) for n in range(count)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started
 
 
