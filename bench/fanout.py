@@ -106,6 +106,8 @@ def run_bot(
     command = [sys.executable, str(ROOT / "bench" / "counted.py"), "send", "--all"]
     if profile:
         spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            raise SystemExit(f"--profile needs py-spy next to {sys.executable}: pip install py-spy")
         command = [str(spy), "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
