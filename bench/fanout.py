@@ -55,7 +55,7 @@ def free_port() -> int:
 
 
 async def wait_port(port: int) -> None:
-    for _ in range(100):
+    for _ in range(600):  # a busy machine may take a while to start a receiver
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -69,8 +69,11 @@ async def reset(url: str) -> None:
     """Empty the tables of a database given with --database-url, so runs start alike."""
     db = await Database.open(url)
     async with db.engine.begin() as conn:
-        for table in ("deliveries", "subscriptions", "state_revisions"):
-            await conn.exec_driver_sql(f"DELETE FROM {table}")
+        if db.is_sqlite:
+            for table in ("deliveries", "subscriptions", "state_revisions"):
+                await conn.exec_driver_sql(f"DELETE FROM {table}")
+        else:
+            await conn.exec_driver_sql("TRUNCATE deliveries, subscriptions, state_revisions")
     await db.close()
 
 
@@ -94,14 +97,22 @@ async def make_subscribers(url: str, *, count: int, kind: str, address: str) -> 
     await db.close()
 
 
-def run_bot(env: dict[str, str]) -> tuple[float, float, float, str]:
-    """Run ``briefing send --all``; return (seconds, CPU seconds, peak RSS in MB, last output
-    line)."""
+def run_bot(
+    env: dict[str, str], *, profile: str | None = None
+) -> tuple[float, float, float, str, str]:
+    """Run ``briefing send --all`` (under py-spy, writing collapsed stacks to ``profile``, if
+    given); return (seconds, CPU seconds, peak RSS in MB, last output line, the database's
+    use as the bot logged it)."""
+    command = [sys.executable, str(ROOT / "bench" / "counted.py"), "send", "--all"]
+    if profile:
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            raise SystemExit(f"--profile needs py-spy next to {sys.executable}: pip install py-spy")
+        command = [str(spy), "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "send", "--all"], cwd=ROOT, env=env,
-        capture_output=True, text=True, check=False,
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -110,7 +121,22 @@ def run_bot(env: dict[str, str]) -> tuple[float, float, float, str]:
     if result.returncode != 0:
         print(result.stdout[-2000:], result.stderr[-2000:], file=sys.stderr)
         raise SystemExit(f"briefing send --all failed ({result.returncode})")
-    return elapsed, cpu, peak, result.stdout.strip().splitlines()[-1]
+    lines = [line for line in result.stdout.strip().splitlines() if "py-spy" not in line]
+    return elapsed, cpu, peak, lines[-1], database_use(result.stderr)
+
+
+def database_use(log: str) -> str:
+    """The figures of the last ``database use:`` line of a bot's log."""
+    found = [
+        line.split("database use: ", 1)[1] for line in log.splitlines() if "database use: " in line
+    ]
+    return found[-1].strip() if found else "(not logged)"
+
+
+def statements(use: str) -> int:
+    """The number of SQL statements in a ``database use`` line (0 if not logged)."""
+    first = use.split(" ", 1)[0]
+    return int(first) if first.isdigit() else 0
 
 
 def one_message(kind: str, settings: Settings):
@@ -120,21 +146,35 @@ def one_message(kind: str, settings: Settings):
 
 
 async def bare_http(port: int, body: bytes, *, count: int, concurrency: int) -> float:
-    slots = asyncio.Semaphore(concurrency)
+    """POST ``body`` ``count`` times with ``concurrency`` requests in flight (as many workers
+    taking the next number in turn); return the seconds. A request that fails to connect or
+    is cut off is tried again, up to three times, as any client would."""
+    numbers = iter(range(count))
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=300)
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def post(n: int) -> None:
-            async with slots, session.post(
-                f"http://127.0.0.1:{port}/bare/{n}", data=body,
-                headers={"content-type": "application/json"},
-            ) as response:  # fmt: skip
-                await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"bare loop got {response.status}")
+            for attempt in range(3):
+                try:
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/bare/{n}", data=body,
+                        headers={"content-type": "application/json"},
+                    ) as response:  # fmt: skip
+                        await response.read()
+                        if response.status != 200:
+                            raise SystemExit(f"bare loop got {response.status}")
+                        return
+                except aiohttp.ClientError as exc:
+                    if attempt == 2:
+                        raise SystemExit(f"bare loop: {exc!r}") from exc
+
+        async def worker() -> None:
+            for n in numbers:
+                await post(n)
 
         started = time.perf_counter()
-        await asyncio.gather(*(post(n) for n in range(count)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started
 
 
@@ -179,10 +219,14 @@ def main() -> None:
     parser.add_argument("--email", action="store_true", help="email through an SMTP sink")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument(
+        "--profile", metavar="FILE", help="run the bot under py-spy, collapsed stacks to FILE"
+    )
+    parser.add_argument(
         "--apprise", type=int, default=0, metavar="N",
         help="also time Apprise notifying N json:// targets on the same receiver",
     )  # fmt: skip
     args = parser.parse_args()
+    print(f"load average before the run: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
     count = args.subscribers or (1000 if args.email else 10_000)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
@@ -222,7 +266,7 @@ def main() -> None:
                     BRIEFING_SMTP_PORT=str(port),
                     BRIEFING_SMTP_SECURITY="none",
                 )
-            bot_seconds, bot_cpu, peak_mb, summary = run_bot(env)
+            bot_seconds, bot_cpu, peak_mb, summary, use = run_bot(env, profile=args.profile)
             settings = Settings(_env_file=None, mail_from="Briefing <briefing@example.org>")  # type: ignore[call-arg]
             message = one_message(kind, settings)
             if args.email:
@@ -238,9 +282,11 @@ def main() -> None:
                 webhook = output_class("generic")(make_context(settings))
                 body = encoded(webhook.payloads(message)[0])  # type: ignore[attr-defined]
                 delivered = asyncio.run(received(port))
+                bare_started = time.process_time()
                 bare_seconds = asyncio.run(
                     bare_http(port, body, count=count, concurrency=args.concurrency)
                 )
+                bare_cpu = time.process_time() - bare_started
                 if args.apprise:
                     apprise_seconds = apprise_loop(port, message, count=args.apprise)
         finally:
@@ -257,15 +303,20 @@ def main() -> None:
         f"  bot  (briefing send --all, end to end): {bot_seconds:7.2f} s  {bot_rate:8.1f}/s  [{summary}]"
     )
     print(f"  bot CPU time: {bot_cpu:.2f} s ({bot_cpu / bot_seconds:.0%} of one core)")
+    print(f"  bot database use: {use}")
+    print(f"  SQL statements per delivery: {statements(use) / count:.3f}")
     if not args.email:
         print(f"  receiver counted {delivered} bot deliveries")
     bare = "aiosmtplib" if args.email else "aiohttp"
     print(f"  bare {bare} loop:{' ' * (28 - len(bare))}{bare_seconds:7.2f} s  {bare_rate:8.1f}/s")
+    if not args.email:
+        print(f"  bare loop CPU time: {bare_cpu:.2f} s")
     print(f"  ratio bot/bare: {bot_rate / bare_rate:.2f}  (target ≥ 0.80)")
     if args.apprise and not args.email:
         rate = args.apprise / apprise_seconds
         print(f"  Apprise, {args.apprise} json:// targets: {apprise_seconds:7.2f} s  {rate:8.1f}/s")
     print(f"  bot peak RSS: {peak_mb:.0f} MB  (target ≤ 300 MB)")
+    print(f"load average after the run: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
 
 
 if __name__ == "__main__":

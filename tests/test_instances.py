@@ -4,38 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import secrets
 import signal
 from datetime import UTC, datetime
 
 import pytest
 
+from bot.outputs.webhooks import new_secret
 from bot.store import outbox
 from bot.store.database import Database
+from bot.store.tables import subscriptions
 from tests.dbs import postgres_database
 from tests.pgcluster import PrivateCluster
-from tests.processes import bot_env, bulk_subscribe, delivered_count, start, wait_for
+from tests.processes import bot_env, delivered_count, start, wait_for
 from tests.receivers import HttpReceiver, hang
 
 pytestmark = pytest.mark.slow
 
 SUBSCRIBERS = 1000
+CONCURRENCY = 16
+
+
+async def subscribe_many(db: Database, address: str, *, count: int, due: datetime) -> None:
+    """``count`` webhook subscriptions due at ``due``, inserted in a few statements."""
+    rows = [
+        {
+            "name": f"r{n}", "kind": "generic", "address": address, "secrets": [new_secret()],
+            "topics": None, "locale": "en", "timezone": "UTC", "cron": "0 7 * * *",
+            "skip_empty": False, "status": "active", "unsubscribe_token": secrets.token_urlsafe(24),
+            "next_fire_at": due, "created_at": due, "updated_at": due,
+        }
+        for n in range(count)
+    ]  # fmt: skip
+    async with db.engine.begin() as conn:
+        for start_at in range(0, count, 1000):
+            await conn.execute(subscriptions.insert(), rows[start_at : start_at + 1000])
 
 
 async def fan_out(
-    tmp_path, url: str, *, instances: int, during=None
+    tmp_path, url: str, *, instances: int, during=None, count: int = SUBSCRIBERS
 ) -> tuple[list[outbox.Delivery], collections.Counter]:
-    """Start ``instances`` bots on ``url`` with SUBSCRIBERS due now; run ``during`` meanwhile;
-    wait until every subscriber has its delivery; stop them; return rows and receiver counts."""
+    """Start ``instances`` bots on ``url`` with ``count`` subscribers due now; run ``during``
+    meanwhile; wait until every subscriber has its delivery; stop them; return rows and
+    receiver counts."""
     receiver = HttpReceiver()
     await receiver.start()
     hook = receiver.on("/fan", hang(0.02))
     db = await Database.open(url)
     processes = []
     try:
-        await bulk_subscribe(
-            db, hook, count=SUBSCRIBERS, due=datetime.now(UTC).replace(microsecond=0)
-        )
-        env = bot_env(tmp_path, url, BRIEFING_CONCURRENCY="16")
+        await subscribe_many(db, hook, count=count, due=datetime.now(UTC).replace(microsecond=0))
+        env = bot_env(tmp_path, url, BRIEFING_CONCURRENCY=str(CONCURRENCY))
         processes = [
             await start("run", env=env, log=tmp_path / f"run{n}.log") for n in range(instances)
         ]
@@ -44,12 +63,12 @@ async def fan_out(
         async with asyncio.timeout(150):
             while True:
                 try:
-                    if await delivered_count(db) >= SUBSCRIBERS:
+                    if await delivered_count(db) >= count:
                         break
                 except Exception:  # the database may be the thing that is down
                     pass
                 await asyncio.sleep(0.5)
-        rows = await outbox.listing(db, limit=10 * SUBSCRIBERS)
+        rows = await outbox.listing(db, limit=10 * count)
     finally:
         for process in processes:
             if process.returncode is None:
@@ -61,9 +80,9 @@ async def fan_out(
     return rows, collections.Counter(h.headers["webhook-id"] for h in receiver.hits("/fan"))
 
 
-def check_exactly_one_delivered_each(rows: list[outbox.Delivery]) -> None:
+def check_exactly_one_delivered_each(rows: list[outbox.Delivery], count: int = SUBSCRIBERS) -> None:
     per_sub = collections.Counter(r.subscription_id for r in rows)
-    assert len(rows) == SUBSCRIBERS and set(per_sub.values()) == {1}
+    assert len(rows) == count and set(per_sub.values()) == {1}
     assert {r.status for r in rows} == {"delivered"}
 
 
@@ -90,6 +109,36 @@ async def test_killing_one_instance_mid_fan_out_the_others_finish(tmp_path) -> N
     assert set(seen) == {r.delivery_id for r in rows}
     repeated = {key for key, n in seen.items() if n > 1}
     assert repeated <= {r.delivery_id for r in rows if r.attempts > 1} and max(seen.values()) <= 2
+
+
+async def test_5000_due_at_once_one_of_three_killed_a_third_in(tmp_path) -> None:
+    count = 5000
+    killed = []
+
+    async def kill_one(processes, receiver) -> None:
+        await wait_for(lambda: len(receiver.hits("/fan")) >= count // 3, timeout=90)
+        processes[0].kill()
+        await processes[0].wait()
+        killed.append(processes[0].pid)
+
+    async with postgres_database() as url:
+        rows, seen = await fan_out(tmp_path, url, instances=3, during=kill_one, count=count)
+    check_exactly_one_delivered_each(rows, count)
+    assert set(seen) == {r.delivery_id for r in rows}
+    # the rows the killed instance held were taken over and finished by the others; they are
+    # the only ones tried twice, and no more than one claim's worth (four times the
+    # concurrency)
+    taken_over = [r for r in rows if r.attempts > 1]
+    assert 0 < len(taken_over) <= 4 * CONCURRENCY
+    assert not any(f":{killed[0]}:" in (r.sent_by or "") for r in taken_over)
+    # a repeat at the receiver only for those, at most once more
+    repeated = {key for key, n in seen.items() if n > 1}
+    assert repeated <= {r.delivery_id for r in taken_over} and max(seen.values()) <= 2
+    # the survivors did the rest of the work, both of them
+    survivors = {r.sent_by for r in rows} - {
+        r.sent_by for r in rows if f":{killed[0]}:" in (r.sent_by or "")
+    }
+    assert len(survivors) == 2
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bot.crypto import Keyring
 from bot.errors import ConfigError
 
+log = logging.getLogger("briefing.database")
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Revision ids are the file name prefixes (0001_…, 0002_…): the newest file is the head.
 HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
@@ -73,6 +76,56 @@ def shown_url(url: str) -> str:
         return "(not a database URL)"
 
 
+POOL_SIZE = 10
+MAX_OVERFLOW = 10
+"""Connections per process on PostgreSQL: at most POOL_SIZE + MAX_OVERFLOW at once."""
+
+
+@dataclass
+class Usage:
+    """What the process asked of the database: SQL statements executed (besides BEGIN,
+    COMMIT and ROLLBACK), transactions, connections opened, and the most connections in use
+    at once (the pool's peak)."""
+
+    statements: int = 0
+    transactions: int = 0
+    connections: int = 0
+    in_use: int = 0
+    peak_in_use: int = 0
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """Count through the engine's and its pool's events."""
+        sync = engine.sync_engine
+        event.listen(sync, "before_cursor_execute", self._statement)
+        event.listen(sync, "begin", self._begin)
+        event.listen(sync, "connect", self._connect)
+        event.listen(sync, "checkout", self._checkout)
+        event.listen(sync, "checkin", self._checkin)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _begin(self, *_: Any) -> None:
+        self.transactions += 1
+
+    def _connect(self, *_: Any) -> None:
+        self.connections += 1
+
+    def _checkout(self, *_: Any) -> None:
+        self.in_use += 1
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+
+    def _checkin(self, *_: Any) -> None:
+        self.in_use -= 1
+
+    def __str__(self) -> str:
+        return (
+            f"{self.statements} SQL statements in {self.transactions} transactions, "
+            f"{self.connections} connections opened, "
+            f"at most {self.peak_in_use} in use at once"
+        )
+
+
 class Database:
     """One async engine for the process, with the schema migrated to the latest version,
     and the keys that seal what is secret in it (none: stored in the clear)."""
@@ -80,6 +133,8 @@ class Database:
     def __init__(self, engine: AsyncEngine, *, keyring: Keyring | None = None) -> None:
         self.engine = engine
         self.keyring = keyring or Keyring()
+        self.usage = Usage()
+        self.usage.watch(engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,7 +164,7 @@ class Database:
                     ) from exc
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            options.update(pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
         try:
             engine = create_async_engine(parsed, **options)
         except (SQLAlchemyError, ImportError) as exc:
@@ -132,6 +187,8 @@ class Database:
                 await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
+        """Dispose of the engine, logging what the process asked of the database."""
+        log.info("database use: %s", self.usage)
         await self.engine.dispose()
 
 

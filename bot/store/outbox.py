@@ -7,15 +7,18 @@ out (a crashed worker) is claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Select,
     String,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -23,11 +26,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.delivery import Outcome, Status, Trigger
@@ -35,6 +39,28 @@ from bot.store.database import Database
 from bot.store.tables import UTCDateTime, deliveries, subscriptions
 
 UNSENT = (Trigger.MANUAL, Trigger.FORCED)
+_ID_ARRAY = postgresql.ARRAY(BigInteger)
+
+
+def _among(column: Any, ids: Sequence[int], engine: AsyncEngine | AsyncConnection) -> Any:
+    """``column IN ids``. On PostgreSQL ``column = ANY(:array)``: one statement text whatever
+    the number of ids, so the server parses and plans it once per connection instead of once
+    per list length."""
+    if engine.dialect.name == "postgresql":
+        return column == any_(literal(list(ids), _ID_ARRAY))
+    return column.in_(list(ids))
+
+
+@contextlib.asynccontextmanager
+async def _bookkeeping(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A transaction for claims and outcomes. On PostgreSQL its commit does not wait for
+    the WAL to reach the disk: if the server itself crashes, the last fraction of a second of
+    claims and outcomes may be lost, which leaves rows leased or sending as if their worker
+    had died, and the lease already covers that (they are claimed again when it runs out)."""
+    async with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        yield conn
 
 
 def delivery_id(subscription_id: int, period: datetime, *, trigger: Trigger) -> str:
@@ -216,13 +242,13 @@ async def claim(
         query = query.where(deliveries.c.period == period)
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    async with db.engine.begin() as conn:
+    async with _bookkeeping(db) as conn:
         found = (await conn.execute(query)).all()
         exhausted = {i for i, status, n in found if status == Status.SENDING and n >= max_attempts}
         if exhausted:
             await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(sorted(exhausted)), lapsed)
+                .where(_among(deliveries.c.id, sorted(exhausted), conn), lapsed)
                 .values(
                     status=Status.DEAD,
                     lease_owner=None,
@@ -239,7 +265,7 @@ async def claim(
         rows = (
             await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(ids), due)
+                .where(_among(deliveries.c.id, ids, conn), due)
                 .values(
                     status=Status.SENDING,
                     lease_owner=owner,
@@ -253,10 +279,10 @@ async def claim(
         return [Claimed(**{**row, "trigger": Trigger(row["trigger"])}) for row in rows]
 
 
-def _held(ids: Sequence[int], owner: str) -> ColumnElement[bool]:
+def _held(db: Database, ids: Sequence[int], owner: str) -> ColumnElement[bool]:
     """Rows among ``ids`` that ``owner`` is sending."""
     return and_(
-        deliveries.c.id.in_(list(ids)),
+        _among(deliveries.c.id, ids, db.engine),
         deliveries.c.lease_owner == owner,
         deliveries.c.status == Status.SENDING,
     )
@@ -267,7 +293,9 @@ async def renew(db: Database, ids: Sequence[int], *, owner: str, until: datetime
     if not ids:
         return
     async with db.engine.begin() as conn:
-        await conn.execute(update(deliveries).where(_held(ids, owner)).values(lease_until=until))
+        await conn.execute(
+            update(deliveries).where(_held(db, ids, owner)).values(lease_until=until)
+        )
 
 
 async def record(db: Database, finished: Sequence[Finished], *, owner: str, now: datetime) -> None:
@@ -281,7 +309,7 @@ async def record(db: Database, finished: Sequence[Finished], *, owner: str, now:
         by_status.setdefault(item.outcome.status, []).append(item)
     if not by_status:
         return
-    async with db.engine.begin() as conn:
+    async with _bookkeeping(db) as conn:
         for status, items in by_status.items():
             await _mark(conn, status, items, owner=owner, now=now)
 
@@ -300,9 +328,14 @@ async def _mark(
     """Record outcomes of one status: what every outcome sets, plus that status's own. Rows
     with the same outcome (a fan-out's "200 ok") are written by one statement."""
     own = _WRITTEN[status]
+    among = (
+        deliveries.c.id == any_(bindparam("row_ids", type_=_ID_ARRAY))
+        if conn.dialect.name == "postgresql"
+        else deliveries.c.id.in_(bindparam("row_ids", expanding=True))
+    )
     statement = (
         update(deliveries)
-        .where(deliveries.c.id.in_(bindparam("row_ids", expanding=True)))
+        .where(among)
         .where(deliveries.c.lease_owner == owner)
         .values(
             status=status, lease_owner=None, lease_until=None, sent_by=owner, updated_at=now,
@@ -339,7 +372,7 @@ async def release(db: Database, ids: Sequence[int], *, owner: str, now: datetime
     async with db.engine.begin() as conn:
         await conn.execute(
             update(deliveries)
-            .where(_held(ids, owner))
+            .where(_held(db, ids, owner))
             .values(
                 status=Status.PENDING,
                 lease_owner=None,
@@ -358,7 +391,10 @@ async def last_windows(db: Database, subscription_ids: Iterable[int]) -> dict[in
         return {}
     query = (
         select(deliveries.c.subscription_id, func.max(deliveries.c.window_end))
-        .where(deliveries.c.subscription_id.in_(ids), deliveries.c.status == Status.DELIVERED)
+        .where(
+            _among(deliveries.c.subscription_id, ids, db.engine),
+            deliveries.c.status == Status.DELIVERED,
+        )
         .group_by(deliveries.c.subscription_id)
     )
     async with db.engine.connect() as conn:
