@@ -115,6 +115,7 @@ async def serve(
     """Run scheduler and workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
     from bot.schedule import Scheduler  # what only the long-running process needs
     from bot.web import Heartbeat, WebContext, build_app, start_http
+    from bot.web.auth import configured
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -156,6 +157,9 @@ async def serve(
             heartbeat=heartbeat,
             wake=worker.wake.set,
         )
+        worker.on_sent.append(web.metrics.sent)
+        if configured(settings.api_token) is None:
+            log.info("the HTTP API is off: set BRIEFING_API_TOKEN to turn it on")
         try:
             http = await start_http(
                 build_app(web), host=settings.http_host, port=settings.http_port

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     secret_key: SecretStr | None = None  # Fernet keys, comma-separated (bot.crypto)
     allow_private_targets: bool = False
     templates_dir: Path | None = None

@@ -94,7 +94,7 @@ def preview(
         preview_ops.check_format(fmt)
         chosen = subscription
         reader = with_database(lambda db: preview_ops.for_subscription(db, chosen, reader))
-    sys.stdout.write(preview_ops.render_preview(settings(), renderer(), reader, fmt))
+    sys.stdout.write(preview_ops.render_preview(settings(), renderer(), reader, fmt).body)
 
 
 def schema() -> None:

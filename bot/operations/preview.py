@@ -78,7 +78,18 @@ def digest_for(settings: Settings, reader: Reader, *, now: datetime | None = Non
     return compose(current_state(settings), options, Window.ending(end, since=start))
 
 
-def render_preview(settings: Settings, renderer: DigestRenderer, reader: Reader, fmt: str) -> str:
+MEDIA_TYPES = {"markdown": "text/markdown", "html": "text/html", JSON_FORMAT: "application/json"}
+
+
+@dataclass(frozen=True)
+class Preview:
+    body: str
+    media_type: str
+
+
+def render_preview(
+    settings: Settings, renderer: DigestRenderer, reader: Reader, fmt: str
+) -> Preview:
     """The digest in ``fmt``: a document, or the JSON payloads an output would post."""
     check_format(fmt)
     digest = digest_for(settings, reader)
@@ -86,5 +97,7 @@ def render_preview(settings: Settings, renderer: DigestRenderer, reader: Reader,
     if output_cls is not None and issubclass(output_cls, PAYLOADS):
         output = output_cls(make_context(settings))
         payloads = output.payloads(render_message(renderer, digest, output_cls))
-        return json.dumps(payloads, ensure_ascii=False, indent=2) + "\n"
-    return renderer.render(digest, fmt)
+        return Preview(
+            json.dumps(payloads, ensure_ascii=False, indent=2) + "\n", "application/json"
+        )
+    return Preview(renderer.render(digest, fmt), MEDIA_TYPES.get(fmt, "text/plain"))

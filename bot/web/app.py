@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from bot.web import health, pages, problems
+from bot.web import api, health, metrics, pages, problems
 from bot.web.context import WebContext
 from bot.web.hardening import BodyLimits, with_security_headers
 
@@ -38,7 +38,7 @@ def build_app(web: WebContext) -> BriefingApp:
     app = BriefingApp(
         title=TITLE,
         version=__version__,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served by bot.web.api, behind the token
         docs_url=None,
         redoc_url=None,
     )
@@ -46,5 +46,8 @@ def build_app(web: WebContext) -> BriefingApp:
     app.add_middleware(BodyLimits, limits=web.limits)
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(pages.router)
+    app.include_router(api.router)
+    app.include_router(api.documents)
     return app

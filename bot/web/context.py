@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from bot.web.metrics import Metrics
 
 from bot.digest import DigestRenderer
 from bot.settings import Settings
@@ -52,6 +55,13 @@ class WebContext:
     limits: ServerLimits = field(default_factory=ServerLimits)
     heartbeat: Heartbeat | None = None
     wake: Callable[[], None] = lambda: None
+    metrics: Metrics = field(default_factory=lambda: _metrics())
+
+
+def _metrics() -> Metrics:
+    from bot.web.metrics import Metrics
+
+    return Metrics()
 
 
 def web_context(request: Request) -> WebContext:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from bot.errors import BriefingError, ConfigError
+from bot.operations import NotFound
 
 log = logging.getLogger("briefing.web")
 PROBLEM = "application/problem+json"
@@ -87,7 +88,12 @@ def install(app: FastAPI) -> None:
         return problem(exc.status, exc.detail, headers=exc.headers)
 
     async def bot_error(request: Request, exc: Exception) -> JSONResponse:
-        status = 422 if isinstance(exc, ConfigError) else 502
+        if isinstance(exc, NotFound):
+            status = 404
+        elif isinstance(exc, ConfigError):
+            status = 422
+        else:
+            status = 502
         return problem(status, str(exc))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
