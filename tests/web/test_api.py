@@ -257,3 +257,12 @@ async def test_preview_and_state(api) -> None:
     state = (await client.get("/api/v1/state")).json()
     assert state["revision"] == imported.revision
     assert any(d["id"] for d in state["state"]["developments"])
+
+
+async def test_the_egress_allowlist_refuses_targets_elsewhere(db, tmp_path, receiver) -> None:
+    url = receiver.on("/hook")
+    settings = api_settings(tmp_path, egress_allowlist="10.0.0.0/8")
+    async with api_client(db, settings) as client:
+        refused = problem(await client.post("/api/v1/subscriptions", json={"address": url}), 422)
+        assert "BRIEFING_EGRESS_ALLOWLIST" in refused["detail"]
+    assert receiver.hits("/hook") == [] and await subs.list_all(db) == []
