@@ -30,7 +30,10 @@ from bot.web.problems import PROBLEM_RESPONSES, ProblemError
 
 PREFIX = "/api/v1"
 router = APIRouter(
-    prefix=PREFIX, dependencies=[Depends(require_token)], responses=PROBLEM_RESPONSES
+    prefix=PREFIX,
+    dependencies=[Depends(require_token)],
+    responses=PROBLEM_RESPONSES,
+    generate_unique_id_function=lambda route: route.name,  # operationId: the function's name
 )
 documents = APIRouter(include_in_schema=False, dependencies=[Depends(require_token)])
 MAX_ID = 2**63 - 1
@@ -39,6 +42,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="How many to return.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="How many to skip.")]
 Line = Annotated[str, Field(min_length=1, max_length=2000)]
 Short = Annotated[str, Field(min_length=1, max_length=200)]
+Locale = Literal["en", "fr"]
 
 
 class _Input(BaseModel):
@@ -58,7 +62,7 @@ class NewSubscription(_Input):
         "without one gets a new one, returned once.",
     )
     topics: list[Short] | None = Field(default=None, description="Topics (default: all).")
-    locale: Short | None = Field(default=None, description="fr or en.")
+    locale: Locale | None = Field(default=None, description="fr or en.")
     timezone: Short | None = Field(default=None, description="IANA timezone.")
     at: Short | None = Field(default=None, description="Daily at HH:MM (default 07:00).")
     cron: Short | None = Field(default=None, description="A crontab line instead of `at`.")
@@ -70,7 +74,7 @@ class SubscriptionChange(_Input):
     """What to change (``briefing subscriptions update``); a field left out stays."""
 
     topics: list[Short] | Literal["all"] | None = None
-    locale: Short | None = None
+    locale: Locale | None = None
     timezone: Short | None = None
     at: Short | None = None
     cron: Short | None = None
@@ -181,7 +185,28 @@ async def list_subscriptions(
     )
 
 
-@router.post("/subscriptions", status_code=201, tags=["subscriptions"])
+def _links(source: str, operations: list[str], parameter: str) -> dict[str, Any]:
+    """OpenAPI links: where the id an answer holds (``source``) can be used next."""
+    return {
+        "links": {
+            name: {"operationId": name, "parameters": {parameter: f"$response.body#{source}"}}
+            for name in operations
+        }
+    }
+
+
+SUBSCRIPTION_OPERATIONS = [
+    "read_subscription", "update_subscription", "pause_subscription", "resume_subscription",
+    "remove_subscription", "test_subscription",
+]  # fmt: skip
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    tags=["subscriptions"],
+    responses={201: _links("/id", SUBSCRIPTION_OPERATIONS, "subscription_id")},
+)
 async def create_subscription(web: Web, new: NewSubscription) -> CreatedSubscription:
     """Make a subscription, checked as the CLI checks it (target through its output, SSRF
     rule included; schedule, timezone, topics, locale)."""
@@ -261,7 +286,12 @@ async def test_subscription(web: Web, subscription_id: SubscriptionId) -> TestRe
 # ── Sends and deliveries ─────────────────────────────────────────────────────────────────
 
 
-@router.post("/sends", status_code=202, tags=["sends"])
+@router.post(
+    "/sends",
+    status_code=202,
+    tags=["sends"],
+    responses={202: _links("/deliveries/0", ["read_delivery"], "delivery")},
+)
 async def send(web: Web, request: SendRequest) -> Queued:
     """Queue a digest now for some subscriptions or all active ones, as `briefing send`
     does; the running bot's worker sends them. Answers at once: poll the deliveries."""

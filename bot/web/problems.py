@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from bot.errors import BriefingError, ConfigError
 from bot.operations import NotFound
@@ -66,13 +67,26 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 """The problem answers every API operation may give, for the OpenAPI document."""
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (each route of a path serves
+    one method, so the router's own ``Allow`` would name only the first)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with a problem detail."""
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem(exc.status_code, detail, headers=headers)
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -54,6 +54,8 @@ class HttpServer:
 async def start_http(app: BriefingApp, *, host: str, port: int) -> HttpServer:
     """Serve ``app`` on ``host:port`` (0: a free port) under the app's ``ServerLimits``;
     raise ``OSError`` if the address cannot be bound."""
+    # uvicorn's own warnings repeat the one line the protocol logs for a refused request
+    logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
     protocol = protocol_for(app.web.limits)
     config = Config(
         app, http=protocol, lifespan="off", log_config=None, access_log=False, server_header=False
