@@ -3,6 +3,7 @@ pause, resume or remove it, find and list them, and show them with secrets maske
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,17 +153,17 @@ async def listing(
     return found[offset : None if limit is None else offset + limit]
 
 
-def checked_options(
+async def checked_options(
     settings: Settings, topics: str | None, locale: str, zone: str, crontab: str, *, now: datetime
 ) -> tuple[str, ...] | None:
-    """Check topics, locale, timezone and schedule together; return the topics chosen
-    (None for all)."""
+    """Check topics, locale, timezone and schedule together against the current state
+    files (read off the event loop); return the topics chosen (None for all)."""
     trigger_for(crontab, zone)
     if next_fire(crontab, zone, after=now) is None:
         raise ConfigError(f"--cron {crontab!r} never fires (no such date in any year)")
     chosen = parse_topics(topics) if topics != "all" else None
     options = ReaderOptions(topics=chosen, locale=locale, timezone=zone)
-    check_options(current_state(settings), options)
+    check_options(await asyncio.to_thread(current_state, settings), options)
     return chosen
 
 
@@ -190,7 +191,7 @@ async def create(db: Database, settings: Settings, wanted: Wanted, *, clock: Clo
     name = check_name(wanted.name)
     crontab = schedule_from(at=wanted.at, cron=wanted.cron)
     now = clock()
-    chosen = checked_options(settings, wanted.topics, locale, zone, crontab, now=now)
+    chosen = await checked_options(settings, wanted.topics, locale, zone, crontab, now=now)
     secrets, generated = wanted.secrets, None
     if kind == "generic" and not secrets:
         generated = new_secret()
@@ -223,7 +224,9 @@ async def update(
     )
     wanted = change.topics or (",".join(sub.topics) if sub.topics else None)
     now = clock()
-    chosen = checked_options(settings, wanted, change.locale or sub.locale, zone, crontab, now=now)
+    chosen = await checked_options(
+        settings, wanted, change.locale or sub.locale, zone, crontab, now=now
+    )
     values: dict[str, Any] = {
         "topics": list(chosen) if chosen else None, "locale": change.locale or sub.locale,
         "timezone": zone, "cron": crontab, "name": name or sub.name,

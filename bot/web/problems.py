@@ -5,6 +5,7 @@ with its traceback; the client gets a 500 that says nothing more)."""
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -13,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
 
 from bot.errors import BriefingError, ConfigError
 from bot.operations import NotFound
@@ -67,14 +67,15 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 """The problem answers every API operation may give, for the OpenAPI document."""
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at the request's path (each route of a path serves
-    one method, so the router's own ``Allow`` would name only the first)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+def allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the API serves at the request's path, from the OpenAPI document (the
+    router names only the first route's of a path); ``fallback`` for other paths."""
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods = {method.upper() for method in item if method != "parameters"}
+            return ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+    return fallback
 
 
 def install(app: FastAPI) -> None:
@@ -85,7 +86,7 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
+            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
         return problem(exc.status_code, detail, headers=headers)
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:

@@ -266,3 +266,24 @@ async def test_the_egress_allowlist_refuses_targets_elsewhere(db, tmp_path, rece
         refused = problem(await client.post("/api/v1/subscriptions", json={"address": url}), 422)
         assert "BRIEFING_EGRESS_ALLOWLIST" in refused["detail"]
     assert receiver.hits("/hook") == [] and await subs.list_all(db) == []
+
+
+async def test_metrics_may_ask_for_their_own_token(db, tmp_path) -> None:
+    settings = api_settings(tmp_path, metrics_token="m3trics")
+    async with api_client(db, settings, headers={}) as client:
+        problem(await client.get("/metrics"), 401)
+        problem(await client.get("/metrics", headers=AUTH), 401)  # the API's token is not it
+        scraped = await client.get("/metrics", headers={"Authorization": "Bearer m3trics"})
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    for name in (
+        "briefing_deliveries_total", "briefing_send_duration_seconds", "briefing_queue_rows",
+        "briefing_queue_oldest_due_age_seconds", "briefing_scheduler_last_tick_timestamp_seconds",
+    ):  # fmt: skip
+        assert f"# TYPE {name}" in scraped.text
+
+
+async def test_a_method_a_path_does_not_serve_names_those_it_does(api) -> None:
+    client, _ = api
+    refused = await client.put("/api/v1/subscriptions/1")
+    problem(refused, 405)
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH", "DELETE"}

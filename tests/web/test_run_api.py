@@ -84,7 +84,7 @@ async def test_a_subscription_made_through_the_api_delivers_at_its_minute(
         assert 'briefing_deliveries_total{outcome="delivered",output="generic"} 1.0' in metrics
         assert 'briefing_queue_rows{status="delivered"} 1.0' in metrics
         assert "briefing_send_duration_seconds_count" in metrics
-        tick = re.search(r"briefing_scheduler_last_tick_timestamp_seconds (\S+)", metrics)
+        tick = re.search(r"^briefing_scheduler_last_tick_timestamp_seconds (\S+)$", metrics, re.M)
         assert tick and float(tick.group(1)) > minute.timestamp()
         assert (await client.get("/healthz", headers={})).json() == {"status": "ok"}
     assert TOKEN not in log.read_text()
