@@ -6,6 +6,7 @@ errors are problem details (``bot.web.problems``)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -36,7 +37,7 @@ router = APIRouter(
     generate_unique_id_function=lambda route: route.name,  # operationId: the function's name
 )
 documents = APIRouter(include_in_schema=False, dependencies=[Depends(require_token)])
-MAX_ID = 2**63 - 1
+MAX_ID = 2**31 - 1  # ids are INTEGER columns (32 bits on PostgreSQL)
 SubscriptionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The subscription's id.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many to return.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="How many to skip.")]
@@ -305,7 +306,7 @@ async def send(web: Web, request: SendRequest) -> Queued:
     return Queued(period=period.isoformat(), deliveries=rows, poll=poll)
 
 
-def _moment(value: str | None, name: str) -> Any:
+def _moment(value: str | None, name: str) -> datetime | None:
     return parse_moment(value, option=name, timezone="UTC") if value is not None else None
 
 

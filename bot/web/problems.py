@@ -104,12 +104,11 @@ def install(app: FastAPI) -> None:
 
     async def bot_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, NotFound):
-            status = 404
-        elif isinstance(exc, ConfigError):
-            status = 422
-        else:
-            status = 502
-        return problem(status, str(exc))
+            return problem(404, str(exc))
+        if isinstance(exc, ConfigError):
+            return problem(422, str(exc))
+        log.error("cannot answer %s %s: %s", request.method, request.url.path, exc)
+        return problem(500, str(exc))  # the bot's own problem (its state files, its templates)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error(
