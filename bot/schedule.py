@@ -109,12 +109,14 @@ class Scheduler:
         catchup: timedelta,
         clock: Callable[[], datetime],
         on_rows: Callable[[], None] = lambda: None,
+        on_tick: Callable[[datetime], None] = lambda now: None,
         interval: float = 1.0,
     ) -> None:
         self.db = db
         self.catchup = catchup
         self.clock = clock
         self.on_rows = on_rows
+        self.on_tick = on_tick
         self.interval = interval
         self._scheduler: AsyncIOScheduler | None = None
 
@@ -148,6 +150,7 @@ class Scheduler:
             if queued:
                 self.on_rows()  # the worker starts on these while the next batch is queued
             written += queued
+        self.on_tick(now)
         if written:
             log.info("queued %d deliveries", written)
             upcoming = await subs.upcoming(self.db, limit=1)

@@ -114,7 +114,8 @@ async def serve(
 ) -> None:
     """Run scheduler and workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
     from bot.schedule import Scheduler  # what only the long-running process needs
-    from bot.web import build_app, start_http
+    from bot.web import Heartbeat, WebContext, build_app, start_http
+    from bot.web.auth import configured
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,20 +140,36 @@ async def serve(
         )
         stack.push_async_callback(worker.close)
         await worker.check()  # an operator's mistake stops here, before anything is sent
-        scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=worker.wake.set)
+        heartbeat = Heartbeat(started=clock())
+        scheduler = Scheduler(
+            db,
+            catchup=settings.catchup,
+            clock=clock,
+            on_rows=worker.wake.set,
+            on_tick=heartbeat.beat,
+        )
         await announce(db, settings)
+        web = WebContext(
+            db=db,
+            settings=settings,
+            clock=clock,
+            renderer=renderer,
+            heartbeat=heartbeat,
+            wake=worker.wake.set,
+        )
+        worker.on_sent.append(web.metrics.sent)
+        if configured(settings.api_token) is None:
+            log.info("the HTTP API is off: set BRIEFING_API_TOKEN to turn it on")
         try:
             http = await start_http(
-                build_app(db, clock=clock, renderer=renderer),
-                host=settings.http_host,
-                port=settings.http_port,
+                build_app(web), host=settings.http_host, port=settings.http_port
             )
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {settings.http_host}:{settings.http_port} "
                 f"(BRIEFING_HTTP_HOST/BRIEFING_HTTP_PORT): {exc.strerror}"
             ) from exc
-        stack.push_async_callback(http.cleanup)
+        stack.push_async_callback(http.close)
         scheduler.start()
         stack.callback(scheduler.shutdown)
         log.info("running (worker %s); stop with Ctrl-C or SIGTERM", worker.owner)

@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     secret_key: SecretStr | None = None  # Fernet keys, comma-separated (bot.crypto)
     allow_private_targets: bool = False
+    egress_allowlist: str | None = None  # hosts and CIDRs (bot.outputs.network.EgressAllowlist)
     templates_dir: Path | None = None
     default_locale: Literal["en", "fr"] = "en"
     default_timezone: str = "UTC"
@@ -106,6 +108,16 @@ class Settings(BaseSettings):
         if not values.get("mail_dir"):
             values["mail_dir"] = base / "mail"
         return values
+
+    @field_validator("egress_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from bot.outputs.network import EgressAllowlist
+
+        EgressAllowlist.parse(value)  # a ValueError names the entry
+        return value
 
     @field_validator("catchup", "send_timeout", mode="before")
     @classmethod

@@ -6,30 +6,30 @@ import asyncio
 import io
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
 from bot.digest import DigestRenderer, ReaderOptions
 from bot.errors import ConfigError
+from bot.operations import values
+from bot.operations.common import current_state
+from bot.operations.deliveries import numeric
+from bot.operations.values import check_name, check_zone, parse_moment, parse_topics
 from bot.settings import Settings, get_settings
-from bot.state import State, load_state
-from bot.state.model import check_timezone
+from bot.state import State
 from bot.store.database import Database
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+__all__ = ["check_name", "check_zone", "numeric", "parse_moment", "parse_topics"]
 T = TypeVar("T")
 MAX_ID = 2**63 - 1  # the database's integer ids
-FIRST_YEAR, LAST_YEAR = 2, 9998  # a window's start and the zones around a date stay in range
-# C0 controls (ESC included), DEL, C1 controls, and the Unicode line and paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = values.CONTROL
 
 
 def fail(message: str) -> NoReturn:
@@ -85,66 +85,12 @@ def not_empty(value: T) -> T:
     return value
 
 
-def check_name(name: str | None, *, option: str = "--name") -> str | None:
-    """A name or a reason: one line of printable text (no control characters)."""
-    if name is None:
-        return None
-    if not name.strip():
-        fail(f"{option}: empty")
-    if found := _CONTROL.search(name):
-        fail(
-            f"{option}: control character U+{ord(found.group()):04X} not allowed "
-            f"(at position {found.start() + 1})"
-        )
-    return name
-
-
-def parse_topics(value: str | None) -> tuple[str, ...] | None:
-    """``a,b`` → ``("a", "b")``, each once, in the order given; None (all) if not given."""
-    if value is None:
-        return None
-    topics = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
-    if not topics:
-        fail("--topics: empty")
-    return topics
-
-
-def check_zone(zone: str) -> str:
-    try:
-        check_timezone(zone)
-    except ValueError as exc:
-        fail(f"--timezone: {exc}")
-    return zone
-
-
-def parse_moment(value: str | None, *, option: str, timezone: str) -> datetime:
-    """An ISO 8601 date or datetime (a naive one is read in ``timezone``); now if None."""
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: {value!r} is not an ISO 8601 date or datetime (e.g. 2025-12-02T07:00)")
-    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
-        fail(f"{option}: {value!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=check_timezone(timezone))
-    return moment
-
-
 def reader_options(topics: str | None, locale: str | None, timezone: str | None) -> ReaderOptions:
-    config = settings()
-    return ReaderOptions(
-        topics=parse_topics(topics),
-        locale=locale or config.default_locale,
-        timezone=check_zone(timezone or config.default_timezone),
-    )
+    return values.reader_options(settings(), topics, locale, timezone)
 
 
 def load_current_state() -> State:
-    from bot.service import state_dir
-
-    return load_state(state_dir(settings()), base=Path.cwd())
+    return current_state(settings())
 
 
 def renderer() -> DigestRenderer:
@@ -163,13 +109,6 @@ def to_json(value: object) -> object:
 
 def emit(data: Any, *, as_json: bool, text: str) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=to_json) if as_json else text)
-
-
-def numeric(code: str | int | None) -> str | int | None:
-    """A status code as a number when it is one (HTTP, SMTP), else as it is ("written")."""
-    if isinstance(code, str) and code.isdigit():
-        return int(code)
-    return code
 
 
 def with_database(work: Callable[[Database], Awaitable[T]]) -> T:

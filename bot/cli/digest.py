@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,46 +12,21 @@ import typer
 from bot.cli.common import (
     check_ids,
     emit,
-    fail,
-    load_current_state,
     not_empty,
-    parse_moment,
     plural,
-    reader_options,
     renderer,
     settings,
     with_database,
 )
-from bot.cli.subscriptions import find
-from bot.delivery import render_message
-from bot.digest import Window, compose
-from bot.digest.render import FORMATS, JSON_FORMAT
 from bot.errors import StateError
-from bot.outputs import make_context, output_classes
-from bot.outputs.api import ApiOutput
-from bot.outputs.webhooks import WebhookOutput
+from bot.operations import preview as preview_ops
 from bot.service import state_dir, utc_now
 from bot.state import load_state
-from bot.store import outbox, states
-from bot.store import subscriptions as subs
-from bot.store.database import Database
+from bot.store import states
 
 state_app = typer.Typer(
     help="Inspect, validate and import the briefing state.", no_args_is_help=True
 )
-
-
-CHAT = "chat"  # chat dialects (this template) are previewed as the outputs that post them
-PAYLOADS = (WebhookOutput, ApiOutput)  # outputs whose payloads a preview prints
-
-
-def preview_formats() -> list[str]:
-    """What ``preview --format`` accepts: the renderer's document formats and every
-    registered webhook or chat-platform output (whose payloads are printed)."""
-    webhooks = sorted(n for n, cls in output_classes().items() if issubclass(cls, PAYLOADS))
-    chat_template = FORMATS[CHAT]
-    documents = [f for f in (*FORMATS, JSON_FORMAT) if FORMATS.get(f) != chat_template]
-    return [*documents, *webhooks]
 
 
 def preview(
@@ -113,31 +87,14 @@ def preview(
 
     Chat formats print the payloads that would be posted.
     """
-    known = preview_formats()
-    if fmt not in known and fmt not in FORMATS:  # a chat dialect by name still renders
-        fail(f"--format: unknown format {fmt!r} (known: {', '.join(known)})")
+    reader = preview_ops.Reader(
+        topics=topics, locale=locale, timezone=timezone, since=since, now=now
+    )
     if subscription is not None:
-
-        async def lookup(db: Database) -> tuple[subs.Subscription, datetime | None]:
-            found = await find(db, subscription)
-            return found, (await outbox.last_windows(db, [found.id])).get(found.id)
-
-        sub, last = with_database(lookup)
-        topics = topics or (",".join(sub.topics) if sub.topics else None)
-        locale, timezone = locale or sub.locale, timezone or sub.timezone
-        if since is None and last is not None:
-            since = last.isoformat()
-    options = reader_options(topics, locale, timezone)
-    end = parse_moment(now, option="--now", timezone=options.timezone)
-    start = parse_moment(since, option="--since", timezone=options.timezone) if since else None
-    digest = compose(load_current_state(), options, Window.ending(end, since=start))
-    output_cls = output_classes().get(fmt)
-    if output_cls is not None and issubclass(output_cls, PAYLOADS):
-        output = output_cls(make_context(settings()))
-        payloads = output.payloads(render_message(renderer(), digest, output_cls))
-        sys.stdout.write(json.dumps(payloads, ensure_ascii=False, indent=2) + "\n")
-        return
-    sys.stdout.write(renderer().render(digest, fmt))
+        preview_ops.check_format(fmt)
+        chosen = subscription
+        reader = with_database(lambda db: preview_ops.for_subscription(db, chosen, reader))
+    sys.stdout.write(preview_ops.render_preview(settings(), renderer(), reader, fmt).body)
 
 
 def schema() -> None:

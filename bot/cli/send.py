@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,7 +18,6 @@ from bot.cli.common import (
     fail,
     load_current_state,
     not_empty,
-    numeric,
     parse_moment,
     reader_options,
     renderer,
@@ -27,12 +25,12 @@ from bot.cli.common import (
     setup_logging,
     table,
 )
-from bot.cli.subscriptions import deliveries_table, delivery_view, find
-from bot.delivery import Status, deliver, render_message
-from bot.digest import Digest, Window, compose
-from bot.errors import ConfigError
-from bot.outputs import Envelope, Target, infer_kind, make_context, output_class
-from bot.outputs.webhooks import new_secret
+from bot.cli.subscriptions import deliveries_table
+from bot.delivery import Status
+from bot.digest import Window, compose
+from bot.operations import deliveries as log
+from bot.operations import sending
+from bot.outputs import make_context
 from bot.redact import mask_target
 from bot.service import open_database, utc_now
 from bot.store import outbox
@@ -130,8 +128,11 @@ def send(
         end = parse_moment(now, option="--now", timezone=options.timezone)
         digest = compose(load_current_state(), options, Window.ending(end))
         outcome = asyncio.run(
-            one_off(to, kind=kind, secrets=tuple(secret or ()), digest=digest, dry_run=dry_run)
-        )
+            sending.send_once(
+                settings(), renderer(), to, kind=kind, secrets=tuple(secret or ()),
+                digest=digest, dry_run=dry_run, clock=utc_now,
+            )
+        )  # fmt: skip
         lines = [f"{outcome['kind']} → {escaped(outcome['target'])}: {escaped(outcome['result'])}"]
         if outcome.get("new_secret"):
             lines.append(f"signing secret (shown once, keep it): {outcome['new_secret']}")
@@ -158,49 +159,6 @@ TABLE_ROWS = 50
 FAILED = (Status.PENDING, Status.SENDING, Status.DEAD)
 
 
-async def one_off(
-    address: str, *, kind: str | None, secrets: tuple[str, ...], digest: Digest, dry_run: bool
-) -> dict[str, Any]:
-    name = kind or infer_kind(address)
-    output_cls = output_class(name)
-    context = make_context(settings())
-    output = output_cls(context)
-    new = None
-    if name == "generic" and not secrets:
-        new = new_secret()
-        secrets = (new,)
-    try:
-        target = await output.validate(Target(kind=name, address=address, secrets=secrets))
-        message = render_message(renderer(), digest, output_cls)
-        result: dict[str, Any] = {
-            "kind": name,
-            "target": mask_target(target.address),
-            "new_secret": new,
-        }
-        if dry_run:
-            return {
-                **result,
-                "ok": True,
-                "dry_run": True,
-                "result": "dry run: target valid, message "
-                f"rendered ({', '.join(output_cls.formats)}), nothing sent",
-            }
-        outcome = await deliver(
-            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}"), clock=utc_now
-        )
-    finally:
-        await output.aclose()
-        await context.aclose()
-    verdict = "delivered" if outcome.ok else "FAILED"
-    return {
-        **result, "ok": outcome.ok, "status": numeric(outcome.code), "answer": outcome.answer,
-        "attempts": outcome.attempts, "parts": outcome.parts,
-        "result": f"{verdict} — status {outcome.code} after {outcome.attempts} attempt(s)"
-        + (f", {outcome.parts} part(s)" if outcome.parts > 1 else "")
-        + (f"; answer: {outcome.answer}" if outcome.answer else ""),
-    }  # fmt: skip
-
-
 async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json: bool) -> bool:
     """Queue a manual delivery for each subscription and send them in this process."""
     config = settings()
@@ -215,18 +173,9 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
         send_timeout=config.send_timeout.total_seconds(),
     )
     try:
-        chosen = [await find(db, i) for i in ids]
-        paused = [s for s in chosen if s.status == subs.PAUSED]
-        if paused and not force:
-            raise ConfigError(
-                "; ".join(f"subscription {s.id} is paused ({s.paused_reason})" for s in paused)
-                + f"; resume it with 'briefing subscriptions resume {paused[0].id}', "
-                "or send to it all the same with --force"
-            )
-        kinds = {s.kind for s in chosen} if ids else await subs.kinds(db)
-        if not kinds:
-            raise ConfigError("no active subscriptions to send to")
-        await worker.check(kinds)
+        checked = await sending.plan_send(db, ids, force=force)
+        chosen = checked.chosen
+        await worker.check(checked.kinds)
         if dry_run:
             plan = [
                 {
@@ -244,17 +193,16 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
                 + table(["sub", "kind", "target", "status"], [list(p.values()) for p in plan]),
             )
             return True
-        now = utc_now()
-        row_ids = await outbox.queue_manual(db, now=now, subscription_ids=ids or None)
+        now, row_ids = await sending.queue_send(db, ids, clock=utc_now)
         await run_with_progress(worker, row_ids, now)
         everything = as_json or len(row_ids) <= TABLE_ROWS
-        found = await outbox.listing(
+        found = await log.listing(
             db,
             period=now,
             statuses=None if everything else FAILED,
             limit=len(row_ids) if everything else TABLE_ROWS,
         )
-        views = [delivery_view(d) for d in found]
+        views = [d.model_dump() for d in found]
         counts = await outbox.counts(db, period=now)
     finally:
         await worker.close()

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.common import (
     check_ids,
-    check_name,
     emit,
     fail,
-    load_current_state,
     not_empty,
-    numeric,
-    parse_topics,
     settings,
     shown,
     table,
     with_database,
 )
 from bot.delivery import Status
-from bot.digest.compose import ReaderOptions, check_options
 from bot.errors import ConfigError
-from bot.outputs import Target, infer_kind, make_context, output_class
-from bot.outputs.webhooks import new_secret
-from bot.redact import default_name, mask_secret, mask_target
-from bot.schedule import next_fire, schedule_from, trigger_for
+from bot.operations import deliveries as log
+from bot.operations import subscriptions as ops
+from bot.outputs import infer_kind
 from bot.service import utc_now
 from bot.settings import parse_duration
 from bot.store import outbox
@@ -127,15 +119,10 @@ def subscribe_webhook(
     kind = kind or infer_kind(url)
     if kind == "email":
         fail("use 'briefing subscribe email ADDRESS' for email")
-    secrets = tuple(secret or ())
-    generated = None
-    if kind == "generic" and not secrets:
-        generated = new_secret()
-        secrets = (generated,)
     create(
         kind,
         url,
-        secrets,
+        tuple(secret or ()),
         topics=topics,
         locale=locale,
         timezone=timezone,
@@ -144,7 +131,7 @@ def subscribe_webhook(
         name=name,
         skip_empty=skip_empty,
         as_json=as_json,
-        generated=generated,
+        generated=None,
     )
 
 
@@ -194,92 +181,36 @@ def create(
     as_json: bool,
     generated: str | None,
 ) -> None:
-    config = settings()
-    zone = timezone or config.default_timezone
-    name = check_name(name)
-    crontab = schedule_from(at=at, cron=cron)
-    chosen = checked_options(topics, locale or config.default_locale, zone, crontab)
-    target = asyncio.run(validated(kind, address, secrets))
-    now = utc_now()
-    new = subs.NewSubscription(
-        name=name or default_name(kind, target.address),
-        kind=kind,
-        address=target.address,
-        secrets=target.secrets,
-        topics=chosen,
-        locale=locale or config.default_locale,
-        timezone=zone,
-        cron=crontab,
-        skip_empty=skip_empty,
-        next_fire_at=next_fire(crontab, zone, after=now),
-    )
-    sub = with_database(lambda db: subs.add(db, new, now=now))
+    wanted = ops.Wanted(
+        kind=kind, address=address, secrets=secrets, topics=topics, locale=locale,
+        timezone=timezone, at=at, cron=cron, name=name, skip_empty=skip_empty,
+    )  # fmt: skip
+    made = with_database(lambda db: ops.create(db, settings(), wanted, clock=utc_now))
+    sub = made.subscription
     data = describe(sub)
     lines = [
         f"subscription {sub.id} created: {sub.kind} → {shown(data['target'])}, {schedule_text(sub)}",
         f"next digest: {data['next_text']}",
     ]
-    if generated:
-        data["secret"] = generated
-        lines.append(f"signing secret (shown once, keep it to verify signatures): {generated}")
+    if made.new_secret:
+        data["secret"] = made.new_secret
+        lines.append(
+            f"signing secret (shown once, keep it to verify signatures): {made.new_secret}"
+        )
     emit(data, as_json=as_json, text="\n".join(lines))
-
-
-def checked_options(
-    topics: str | None, locale: str, zone: str, crontab: str
-) -> tuple[str, ...] | None:
-    """Check topics, locale, timezone and schedule together; return the topics chosen
-    (None for all)."""
-    trigger_for(crontab, zone)
-    if next_fire(crontab, zone, after=utc_now()) is None:
-        fail(f"--cron {crontab!r} never fires (no such date in any year)")
-    chosen = parse_topics(topics) if topics != "all" else None
-    check_options(load_current_state(), ReaderOptions(topics=chosen, locale=locale, timezone=zone))
-    return chosen
-
-
-async def validated(kind: str, address: str, secrets: tuple[str, ...]) -> Target:
-    context = make_context(settings())
-    output = output_class(kind)(context)
-    try:
-        return await output.validate(Target(kind=kind, address=address, secrets=secrets))
-    finally:
-        await output.aclose()
-        await context.aclose()
 
 
 def schedule_text(sub: subs.Subscription) -> str:
     return f"cron '{sub.cron}' in {sub.timezone}"
 
 
-def local(moment: datetime | None, zone: str) -> datetime | None:
-    return moment.astimezone(ZoneInfo(zone)) if moment else None
-
-
-def when(moment: datetime | None) -> str | None:
-    """A moment as people read it, in its own zone: ``2025-12-03 07:30 CET``."""
-    return moment.strftime("%Y-%m-%d %H:%M %Z") if moment else None
-
-
 def describe(sub: subs.Subscription) -> dict[str, Any]:
-    """A subscription as shown to people and in JSON: secrets and token-bearing URLs
-    masked; times as ISO 8601 (``next`` in the subscriber's zone), ``null`` for none."""
-    upcoming = local(sub.next_fire_at, sub.timezone) if sub.status == subs.ACTIVE else None
-    return {
-        "id": sub.id, "name": sub.name, "kind": sub.kind, "target": mask_target(sub.address),
-        "secrets": [mask_secret(s) for s in sub.secrets],
-        "topics": list(sub.topics) if sub.topics else None,
-        "locale": sub.locale, "timezone": sub.timezone, "cron": sub.cron,
-        "skip_empty": sub.skip_empty, "status": sub.status,
-        "reason": sub.paused_reason if sub.status != subs.ACTIVE else None,
-        "next": upcoming.isoformat() if upcoming else None,
-        "next_text": when(upcoming) or "never",
-        "created_at": sub.created_at.isoformat(), "updated_at": sub.updated_at.isoformat(),
-    }  # fmt: skip
+    """A subscription as shown to people and in JSON (``ops.describe``)."""
+    return ops.describe(sub).model_dump()
 
 
 def utc_text(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return ops.utc_text(datetime.fromisoformat(iso))
 
 
 def status_text(data: dict[str, Any]) -> str:
@@ -289,23 +220,7 @@ def status_text(data: dict[str, Any]) -> str:
     return f"{data['status']} since {utc_text(data['updated_at'])}: {shown(data['reason'])}"
 
 
-async def find(db: Database, subscription_id: int, *, removed: bool = False) -> subs.Subscription:
-    """The subscription ``subscription_id``; a removed one only if ``removed`` (else an
-    error saying when and why it was removed)."""
-    try:
-        return await subs.get(db, subscription_id)
-    except ConfigError:
-        gone = [
-            s for s in await subs.list_all(db, statuses=(subs.REMOVED,)) if s.id == subscription_id
-        ]
-        if not gone:
-            raise
-        if removed:
-            return gone[0]
-        raise ConfigError(
-            f"subscription {subscription_id} was removed on "
-            f"{utc_text(gone[0].updated_at.isoformat())} ({gone[0].paused_reason or 'no reason given'})"
-        ) from None
+find = ops.find
 
 
 @subscriptions_app.command("list")
@@ -319,7 +234,7 @@ def subscriptions_list(
     statuses = (
         (subs.ACTIVE, subs.PAUSED, subs.REMOVED) if everything else (subs.ACTIVE, subs.PAUSED)
     )
-    found = [describe(s) for s in with_database(lambda db: subs.list_all(db, statuses=statuses))]
+    found = [describe(s) for s in with_database(lambda db: ops.listing(db, statuses=statuses))]
     rows = [
         [d["id"], d["name"], d["kind"], d["target"], shown(d["topics"] or "all"), d["locale"],
          d["cron"], d["timezone"], d["status"],
@@ -353,8 +268,8 @@ def subscriptions_show(subscription_id: Id, as_json: AsJson = False) -> None:
 
     async def work(db: Database) -> dict[str, Any]:
         sub = await find(db, subscription_id, removed=True)
-        recent = await outbox.listing(db, subscription_id=subscription_id, limit=10)
-        return {**describe(sub), "deliveries": [delivery_view(d) for d in recent]}
+        recent = await log.listing(db, subscription_id=subscription_id, limit=10)
+        return {**describe(sub), "deliveries": [d.model_dump() for d in recent]}
 
     data = with_database(work)
     values = {**data, "topics": data["topics"] or "all", "created_at": utc_text(data["created_at"])}
@@ -367,15 +282,9 @@ def subscriptions_show(subscription_id: Id, as_json: AsJson = False) -> None:
 
 
 def change_status(subscription_id: int, status: str, reason: str | None, as_json: bool) -> None:
-    async def work(db: Database) -> subs.Subscription:
-        sub = await find(db, subscription_id)
-        now = utc_now()
-        upcoming = next_fire(sub.cron, sub.timezone, after=now) if status == subs.ACTIVE else None
-        return await subs.set_status(
-            db, subscription_id, status, now=now, reason=reason, next_fire_at=upcoming
-        )
-
-    sub = with_database(work)
+    sub = with_database(
+        lambda db: ops.change_status(db, subscription_id, status, reason=reason, clock=utc_now)
+    )
     data = describe(sub)
     emit(
         data,
@@ -411,24 +320,13 @@ def subscriptions_update(
     A new schedule applies from its next period, without restarting the bot; options left
     out keep their values.
     """
-    name = check_name(name)
+    change = ops.Change(
+        topics=topics, locale=locale, timezone=timezone, at=at, cron=cron, name=name,
+        skip_empty=skip_empty,
+    )  # fmt: skip
 
     async def work(db: Database) -> subs.Subscription:
-        sub = await find(db, subscription_id)
-        zone = timezone or sub.timezone
-        crontab = schedule_from(at=at, cron=cron) if at or cron else sub.cron
-        wanted = topics or (",".join(sub.topics) if sub.topics else None)
-        chosen = checked_options(wanted, locale or sub.locale, zone, crontab)
-        now = utc_now()
-        values: dict[str, Any] = {
-            "topics": list(chosen) if chosen else None, "locale": locale or sub.locale, "timezone": zone,
-            "cron": crontab, "name": name or sub.name,
-            "skip_empty": sub.skip_empty if skip_empty is None else skip_empty,
-        }  # fmt: skip
-        if (crontab, zone) != (sub.cron, sub.timezone) and sub.status == subs.ACTIVE:
-            values["next_fire_at"] = next_fire(crontab, zone, after=now)
-        await subs.update_fields(db, subscription_id, now=now, **values)
-        return await subs.get(db, subscription_id)
+        return await ops.update(db, settings(), subscription_id, change, clock=utc_now)
 
     sub = with_database(work)
     data = describe(sub)
@@ -452,8 +350,7 @@ def subscriptions_pause(
     as_json: AsJson = False,
 ) -> None:
     """Stop sending to a subscription until it is resumed."""
-    check_name(reason, option="--reason")
-    change_status(subscription_id, subs.PAUSED, reason or "paused by an operator", as_json)
+    change_status(subscription_id, subs.PAUSED, reason or ops.PAUSED_BY_OPERATOR, as_json)
 
 
 @subscriptions_app.command("resume")
@@ -465,21 +362,12 @@ def subscriptions_resume(subscription_id: Id, as_json: AsJson = False) -> None:
 @subscriptions_app.command("remove")
 def subscriptions_remove(subscription_id: Id, as_json: AsJson = False) -> None:
     """Remove a subscription (it stays listed with --all; its delivery log is kept)."""
-    change_status(subscription_id, subs.REMOVED, "removed by an operator", as_json)
+    change_status(subscription_id, subs.REMOVED, ops.REMOVED_BY_OPERATOR, as_json)
 
 
 def delivery_view(d: outbox.Delivery) -> dict[str, Any]:
-    """A delivery as JSON: ISO 8601 times, numeric status codes as numbers, null for none."""
-    return {
-        "id": d.id, "subscription": d.subscription_id, "delivery_id": d.delivery_id,
-        "period": d.period.isoformat(), "trigger": d.trigger, "status": d.status,
-        "attempts": d.attempts, "last_status": numeric(d.last_status), "answer": d.last_answer,
-        "next_attempt_at": d.next_attempt_at.isoformat() if d.status == Status.PENDING and d.next_attempt_at else None,
-        "window": [d.window_start.isoformat() if d.window_start else None,
-                   d.window_end.isoformat() if d.window_end else None],
-        "parts": d.parts,
-        "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
-    }  # fmt: skip
+    """A delivery as JSON (``log.delivery_view``)."""
+    return log.delivery_view(d).model_dump()
 
 
 def deliveries_table(views: list[dict[str, Any]]) -> str:
@@ -517,10 +405,11 @@ def deliveries(
     """The delivery log (and the queue), newest first."""
     if status is not None and status not in list(Status):
         raise ConfigError(f"unknown status {status!r} (known: {', '.join(Status)})")
+    chosen = Status(status) if status is not None else None
     found = with_database(
-        lambda db: outbox.listing(db, subscription_id=subscription, status=status, limit=limit)
+        lambda db: log.listing(db, subscription_id=subscription, status=chosen, limit=limit)
     )
-    views = [delivery_view(d) for d in found]
+    views = [d.model_dump() for d in found]
     emit(views, as_json=as_json, text=deliveries_table(views) if views else "no deliveries")
 
 

@@ -333,6 +333,11 @@ class EmailOutput(Output):
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         security = settings.smtp_security
         default_port = {"tls": 465, "starttls": 587, "none": 25}[security]
+        host, port = settings.smtp_host or "localhost", settings.smtp_port or default_port
+        try:
+            await self.context.policy.check_egress(host, port)
+        except TargetError as exc:  # the operator's setting, not the reader's address
+            raise ConfigError(f"the SMTP server (BRIEFING_SMTP_HOST): {exc}") from exc
         smtp = aiosmtplib.SMTP(
             hostname=settings.smtp_host,
             port=settings.smtp_port or default_port,

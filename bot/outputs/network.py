@@ -1,14 +1,17 @@
-"""Outbound HTTP for webhook outputs: SSRF guard, pinned connections, status classification.
+"""Outbound HTTP for webhook outputs: SSRF guard, egress allow-list, pinned connections,
+status classification.
 
 Every address a webhook host resolves to is checked when the connection is made, and the
 connection goes to exactly the address that was checked (the guard *is* the resolver of
-the connection pool), so DNS rebinding cannot slip a private address in between.
+the connection pool), so DNS rebinding cannot slip a private address in between. The same
+check refuses anything outside ``BRIEFING_EGRESS_ALLOWLIST`` when it is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,12 +73,82 @@ async def system_lookup(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+ALLOWLIST_SETTING = "BRIEFING_EGRESS_ALLOWLIST"
+
+
+@dataclass(frozen=True)
+class EgressAllowlist:
+    """Where the bot may connect: host names (``hooks.example.org``; ``*.example.org`` for
+    its subdomains) and addresses or networks (``127.0.0.1``, ``10.0.0.0/8``, ``::1``).
+    A name in the list allows every address it resolves to; any other name is allowed
+    only if each of its addresses is in a listed network."""
+
+    text: str
+    hosts: frozenset[str]
+    domains: tuple[str, ...]
+    networks: tuple[IPNetwork, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> EgressAllowlist:
+        """Read a comma-separated list; ``ValueError`` naming an entry that is neither a
+        host name nor an address or network."""
+        hosts: set[str] = set()
+        domains: list[str] = []
+        networks: list[IPNetwork] = []
+        for raw in text.split(","):
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            name = entry.removeprefix("*.").removeprefix(".").rstrip(".")
+            if not _HOST_NAME.fullmatch(name) or "/" in entry:
+                raise ValueError(
+                    f"{raw.strip()!r} is neither a host name nor an address or network"
+                )
+            if entry == name:
+                hosts.add(name)
+            else:
+                domains.append(name)
+        if not (hosts or domains or networks):
+            raise ValueError("empty (leave it unset to allow every destination)")
+        return cls(text.strip(), frozenset(hosts), tuple(domains), tuple(networks))
+
+    def allows(self, host: str, address: str) -> bool:
+        """Whether a connection to ``host`` at ``address`` is allowed."""
+        name = host.lower().rstrip(".").strip("[]")
+        if name in self.hosts or any(name.endswith("." + d) for d in self.domains):
+            return True
+        ip = ipaddress.ip_address(address.split("%")[0])
+        return any(ip in network for network in self.networks)
+
+    def check(self, host: str, addresses: list[str]) -> None:
+        """Raise ``TargetError`` unless every address of ``host`` is allowed."""
+        for address in addresses:
+            if not self.allows(host, address):
+                shown = host if host == address else f"{host!r} ({address})"
+                raise TargetError(
+                    f"refused connection to {shown}: not in {ALLOWLIST_SETTING} ({self.text})"
+                )
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*"
+)
+
+
 @dataclass(frozen=True)
 class TargetPolicy:
-    """Which webhook targets are allowed; ``allow_private`` lifts the SSRF rule."""
+    """Which webhook targets are allowed; ``allow_private`` lifts the SSRF rule, ``egress``
+    (the allow-list, if set) confines every connection whatever the rule."""
 
     allow_private: bool = False
     lookup: Lookup = system_lookup
+    egress: EgressAllowlist | None = None
 
     def check_url(self, url: str) -> tuple[str, str, int]:
         """Check a URL's form; return (scheme, host, port). Raise ``TargetError``."""
@@ -117,6 +190,8 @@ class TargetPolicy:
         found = [str(literal)] if literal is not None else await self.lookup(host, port)
         if not found:
             raise TargetError(f"{host!r} resolves to no address")
+        if self.egress is not None:
+            self.egress.check(host, found)
         if not self.allow_private:
             for address in found:
                 reason = refusal(ipaddress.ip_address(address.split("%")[0]))
@@ -125,6 +200,14 @@ class TargetPolicy:
                         f"refused target {host!r}: {reason} (BRIEFING_ALLOW_PRIVATE_TARGETS is off)"
                     )
         return found
+
+    async def check_egress(self, host: str, port: int) -> None:
+        """The allow-list alone, for a connection the operator configured (the SMTP
+        server): ``TargetError`` if ``host`` or any of its addresses is outside it."""
+        if self.egress is None:
+            return
+        found = [host] if _is_ip_literal(host.strip("[]")) else await self.lookup(host, port)
+        self.egress.check(host, [address.strip("[]") for address in found])
 
     async def check(self, url: str) -> None:
         """Full check of a webhook URL: form and every resolved address."""

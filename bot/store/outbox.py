@@ -409,6 +409,8 @@ def _filtered(
     statuses: Collection[str] | None = None,
     ids: Sequence[int] | None = None,
     period: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Select[Any]:
     if subscription_id is not None:
         query = query.where(deliveries.c.subscription_id == subscription_id)
@@ -418,6 +420,10 @@ def _filtered(
         query = query.where(deliveries.c.id.in_(list(ids)))
     if period is not None:
         query = query.where(deliveries.c.period == period)
+    if since is not None:
+        query = query.where(deliveries.c.period >= since)
+    if until is not None:
+        query = query.where(deliveries.c.period < until)
     return query
 
 
@@ -429,18 +435,24 @@ async def listing(
     statuses: Collection[str] | None = None,
     ids: Sequence[int] | None = None,
     period: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[Delivery]:
-    """Rows, newest period first, filtered by any of the arguments."""
+    """Rows, newest period first, filtered by any of the arguments (``since`` ≤ period <
+    ``until``), ``limit`` of them after skipping ``offset``."""
     query = _filtered(
         select(deliveries).order_by(deliveries.c.period.desc(), deliveries.c.id.desc()),
         subscription_id=subscription_id,
         statuses=[status] if status is not None else statuses,
         ids=ids,
         period=period,
+        since=since,
+        until=until,
     )
     async with db.engine.connect() as conn:
-        rows = (await conn.execute(query.limit(limit))).mappings()
+        rows = (await conn.execute(query.limit(limit).offset(offset))).mappings()
         return [Delivery.from_row(row) for row in rows]
 
 
@@ -451,6 +463,16 @@ async def counts(db: Database, *, period: datetime | None = None) -> dict[Status
     )
     async with db.engine.connect() as conn:
         return {Status(status): int(n) for status, n in (await conn.execute(query)).all()}
+
+
+async def oldest_due(db: Database, *, now: datetime) -> datetime | None:
+    """When the longest-waiting pending row became due (None: none is due)."""
+    query = select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.status == Status.PENDING, deliveries.c.next_attempt_at <= now
+    )
+    async with db.engine.connect() as conn:
+        value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+    return value
 
 
 async def prune(db: Database, *, before: datetime) -> int:

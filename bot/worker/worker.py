@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,9 @@ class Worker:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._finished = asyncio.Event()  # set whenever a send in flight finishes
+        self.on_sent: list[Callable[[str, Outcome, float], None]] = []
+        """Called after each attempt with the output's name, the outcome and the seconds it
+        took (metrics)."""
 
     @property
     def busy(self) -> bool:
@@ -166,6 +170,7 @@ class Worker:
     async def _attempt(self, row: outbox.Claimed) -> outbox.Finished:
         """Send ``row`` once; whatever happens becomes its outcome."""
         prepared: Prepared | None = None
+        started = time.monotonic()
         try:
             ready = self.preparer.prepare(row)
             if isinstance(ready, outbox.Finished):
@@ -201,6 +206,9 @@ class Worker:
         else:
             outcome = Outcome(Status.DELIVERED, receipt.answer, receipt.status, receipt.parts)
         window, revision = (prepared.window, prepared.revision) if prepared else (None, None)
+        kind = prepared.target.kind if prepared else "unknown"
+        for listener in self.on_sent:
+            listener(kind, outcome, time.monotonic() - started)
         return outbox.Finished(row.id, row.subscription_id, outcome, window, revision)
 
     @staticmethod

@@ -11,8 +11,8 @@ import pytest
 
 from bot.digest import DigestRenderer, ReaderOptions, Window, compose
 from bot.store import subscriptions as subs
-from bot.web import build_app, start_http
 from tests.browser import chromium
+from tests.web.conftest import served
 
 
 def now() -> datetime:
@@ -21,11 +21,8 @@ def now() -> datetime:
 
 @pytest.fixture
 async def site(db):
-    runner = await start_http(
-        build_app(db, clock=now, renderer=DigestRenderer()), host="127.0.0.1", port=0
-    )
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", db
-    await runner.cleanup()
+    async with served(db) as server:
+        yield server.url, db
 
 
 async def reader(db, locale: str = "en") -> subs.Subscription:

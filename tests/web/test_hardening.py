@@ -6,19 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 
 import aiohttp
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.digest import DigestRenderer
 from bot.store import subscriptions as subs
 from bot.store.database import Database
 from bot.web import SECURITY_HEADERS, ServerLimits, build_app, start_http
 from tests.receivers import free_port
-from tests.test_web import reader
+from tests.web.conftest import web_for
+from tests.web.test_pages import reader
 
 pytestmark = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
@@ -26,21 +25,16 @@ FAST = ServerLimits(idle_timeout=1.0, body_timeout=1.0, max_body=4096, linger=0.
 CSP = SECURITY_HEADERS["Content-Security-Policy"]
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def serve(db: Database, limits: ServerLimits = FAST):
-    app = build_app(db, clock=now, renderer=DigestRenderer(), limits=limits)
-    runner = await start_http(app, host="127.0.0.1", port=0)
-    return runner, runner.addresses[0][1]
+    server = await start_http(build_app(web_for(db, limits=limits)), host="127.0.0.1", port=0)
+    return server, server.port
 
 
 @pytest.fixture
 async def site(db):
     runner, port = await serve(db)
     yield port, db
-    await runner.cleanup()
+    await runner.close()
 
 
 def assert_hardened(response: httpx.Response) -> None:
@@ -106,7 +100,7 @@ async def test_the_health_check_tells_the_public_nothing(site, caplog) -> None:
         async with httpx.AsyncClient() as client:
             down = await client.get(f"http://127.0.0.1:{down_port}/healthz")
     finally:
-        await runner.cleanup()
+        await runner.close()
         await stopped.close()
     assert down.status_code == 503 and down.json() == {"status": "error"}
     assert "refused" not in down.text.lower() and "pa55word" not in caplog.text
@@ -124,8 +118,8 @@ async def test_a_100_kb_url_is_refused_with_414_and_no_error_in_the_log(site, ca
     url = f"/unsubscribe/{sub.unsubscribe_token}?" + "a" * 100_000
     answer = await exchange(port, f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert status_of(answer) == 414
-    head = answer.split(b"\r\n\r\n")[0].decode()
-    assert "X-Content-Type-Options: nosniff" in head and "Content-Security-Policy:" in head
+    head = answer.split(b"\r\n\r\n")[0].decode().lower()
+    assert "x-content-type-options: nosniff" in head and "content-security-policy:" in head
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     refused = [r for r in caplog.records if r.name == "briefing.web" and "refused" in r.message]
     assert [r.levelno for r in refused] == [logging.WARNING]
@@ -185,9 +179,9 @@ async def test_an_idle_keep_alive_connection_is_closed(site) -> None:
     reader_, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     await writer.drain()
-    head = await reader_.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" not in head
-    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    head = (await reader_.readuntil(b"\r\n\r\n")).lower()
+    assert head.startswith(b"http/1.1 200") and b"connection: close" not in head
+    length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
     await reader_.readexactly(length)
     started = time.monotonic()
     async with asyncio.timeout(FAST.idle_timeout + 2):
