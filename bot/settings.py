@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
+    # the admin page and public sign-up (bot.web.admin, bot.web.signup)
+    trusted_proxies: str = ""  # hosts or CIDRs, comma-separated, whose X-Forwarded-For counts
+    signup_per_address: int = Field(default=3, ge=1)  # confirmation emails an address a day
+    signup_per_client: int = Field(default=10, ge=1)  # sign-ups a client (IP) an hour
 
     @model_validator(mode="before")
     @classmethod

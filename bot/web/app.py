@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from bot.web import health, pages, problems
+from bot.web import admin, health, html, pages, problems, signup
 from bot.web.context import WebContext
 from bot.web.hardening import BodyLimits, with_security_headers
 
@@ -47,4 +47,7 @@ def build_app(web: WebContext) -> BriefingApp:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(html.router)
+    app.include_router(admin.router)
+    app.include_router(signup.router)
     return app
