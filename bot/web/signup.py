@@ -91,7 +91,7 @@ async def _form(
 ) -> Response:
     return page(
         web, "public/subscribe.html.j2", locale=locale, status=status, error=error,
-        values=values or {}, topics=await _topics(web, locale), locales=LOCALES,
+        values={**dict.fromkeys(FIELDS), **(values or {})}, topics=await _topics(web, locale), locales=LOCALES,
         default_timezone=web.settings.default_timezone,
     )  # fmt: skip
 
