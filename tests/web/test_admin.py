@@ -43,13 +43,15 @@ async def signed_in(client: httpx.AsyncClient, base: str) -> str:
 
 
 async def test_without_a_token_the_admin_page_is_off_and_says_so(db, tmp_path) -> None:
-    async with served(db, settings=settings(tmp_path, api_token=None)) as server:
-        async with httpx.AsyncClient() as client:
-            for path in ("/admin", "/admin/login", "/admin/deliveries"):
-                page = await client.get(server.url + path)
-                assert page.status_code == 404 and "BRIEFING_API_TOKEN" in page.text
-            posted = await client.post(server.url + "/admin/login", data={"token": ""})
-            assert posted.status_code == 404
+    async with (
+        served(db, settings=settings(tmp_path, api_token=None)) as server,
+        httpx.AsyncClient() as client,
+    ):
+        for path in ("/admin", "/admin/login", "/admin/deliveries"):
+            page = await client.get(server.url + path)
+            assert page.status_code == 404 and "BRIEFING_API_TOKEN" in page.text
+        posted = await client.post(server.url + "/admin/login", data={"token": ""})
+        assert posted.status_code == 404
 
 
 async def test_sign_in_session_cookie_and_csrf(db, tmp_path) -> None:
@@ -137,9 +139,10 @@ async def test_ssrf_guard_and_preview(db, tmp_path) -> None:
         page = await client.get(f"{base}/admin")
         assert "Problem:" in page.text and await subs.list_all(db) == []
         preview = await client.get(f"{base}/admin/preview?channel=email&locale=fr")
-        assert 'sandbox=""' in preview.text and "frame-src 'self'" in preview.headers[
-            "content-security-policy"
-        ]
+        assert (
+            'sandbox=""' in preview.text
+            and "frame-src 'self'" in preview.headers["content-security-policy"]
+        )
         frame = await client.get(f"{base}/admin/preview/email?channel=email&locale=fr")
         assert frame.headers["x-frame-options"] == "SAMEORIGIN"
         assert "frame-ancestors 'self'" in frame.headers["content-security-policy"]

@@ -68,7 +68,9 @@ async def test_admin_flow(db, tmp_path, receiver) -> None:
         await page.click("#sign-in")
         await page.wait_for_selector("text=No subscriptions yet.")
         # the page's styles apply under its policy
-        colour = await page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+        colour = await page.evaluate(
+            "getComputedStyle(document.querySelector('header')).backgroundColor"
+        )
         assert colour == "rgb(26, 61, 109)"
 
         await page.select_option("#kind", "generic")

@@ -106,22 +106,24 @@ async def test_sign_up_confirm_change_and_leave(db, tmp_path, smtp) -> None:
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 async def test_bad_input_is_named(db, tmp_path, smtp) -> None:
     port, handler = smtp
-    async with served(db, settings=settings(tmp_path, port)) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            for body, named in [
-                ({"email": "not-an-address"}, "not-an-address"),
-                ({"email": "a@example.org", "topics": ["weather"]}, "weather"),
-                ({"email": "a@example.org", "at": "7 o'clock"}, "--at"),
-                ({"email": "a@example.org", "timezone": "Nowhere/Land"}, "Nowhere/Land"),
-                ({"topics": "all"}, "email"),
-                ({"email": 7}, "email"),
-            ]:
-                answer = await client.post("/subscribe", json=body)
-                assert answer.status_code == 422, body
-                assert answer.headers["content-type"] == "application/problem+json"
-                assert named in answer.json()["detail"], (body, answer.json())
-            page = await client.post("/subscribe", data={"email": "a@example.org", "at": "99:99"})
-            assert page.status_code == 422 and "99:99" in page.text and "<form" in page.text
+    async with (
+        served(db, settings=settings(tmp_path, port)) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        for body, named in [
+            ({"email": "not-an-address"}, "not-an-address"),
+            ({"email": "a@example.org", "topics": ["weather"]}, "weather"),
+            ({"email": "a@example.org", "at": "7 o'clock"}, "--at"),
+            ({"email": "a@example.org", "timezone": "Nowhere/Land"}, "Nowhere/Land"),
+            ({"topics": "all"}, "email"),
+            ({"email": 7}, "email"),
+        ]:
+            answer = await client.post("/subscribe", json=body)
+            assert answer.status_code == 422, body
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert named in answer.json()["detail"], (body, answer.json())
+        page = await client.post("/subscribe", data={"email": "a@example.org", "at": "99:99"})
+        assert page.status_code == 422 and "99:99" in page.text and "<form" in page.text
     assert handler.messages == []
 
 
@@ -132,27 +134,29 @@ async def test_limits_per_address_and_per_client(db, tmp_path, smtp) -> None:
         tmp_path, port, signup_per_address=2, signup_per_client=3,
         trusted_proxies="127.0.0.1",
     )  # fmt: skip
-    async with served(db, settings=config) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
+    async with (
+        served(db, settings=config) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
 
-            async def ask(email: str, client_ip: str) -> int:
-                answer = await client.post(
-                    "/subscribe", json={"email": email}, headers={"X-Forwarded-For": client_ip}
-                )
-                return answer.status_code
+        async def ask(email: str, client_ip: str) -> int:
+            answer = await client.post(
+                "/subscribe", json={"email": email}, headers={"X-Forwarded-For": client_ip}
+            )
+            return answer.status_code
 
-            assert [await ask("a@example.org", f"192.0.2.{n}") for n in range(3)] == [
-                202, 202, 429,
-            ]  # fmt: skip
-            assert [await ask(f"b{n}@example.org", "198.51.100.7") for n in range(4)] == [
-                202, 202, 202, 429,
-            ]  # fmt: skip
-            # a spoofed header from a proxy we do not trust counts for nothing
-            spoofed = await client.post(
-                "/subscribe", json={"email": "c@example.org"},
-                headers={"X-Forwarded-For": "198.51.100.99, 203.0.113.5"},
-            )  # fmt: skip
-            assert spoofed.status_code == 202
+        assert [await ask("a@example.org", f"192.0.2.{n}") for n in range(3)] == [
+            202, 202, 429,
+        ]  # fmt: skip
+        assert [await ask(f"b{n}@example.org", "198.51.100.7") for n in range(4)] == [
+            202, 202, 202, 429,
+        ]  # fmt: skip
+        # a spoofed header from a proxy we do not trust counts for nothing
+        spoofed = await client.post(
+            "/subscribe", json={"email": "c@example.org"},
+            headers={"X-Forwarded-For": "198.51.100.99, 203.0.113.5"},
+        )  # fmt: skip
+        assert spoofed.status_code == 202
     await mails(handler, 6)
     assert len(handler.messages) == 6
 
@@ -161,17 +165,20 @@ async def test_limits_per_address_and_per_client(db, tmp_path, smtp) -> None:
 async def test_without_trusted_proxies_the_header_is_ignored(db, tmp_path, smtp) -> None:
     port, handler = smtp
     config = settings(tmp_path, port, signup_per_client=2)
-    async with served(db, settings=config) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            codes = [
-                (
-                    await client.post(
-                        "/subscribe", json={"email": f"d{n}@example.org"},
-                        headers={"X-Forwarded-For": f"192.0.2.{n}"},
-                    )  # fmt: skip
-                ).status_code
-                for n in range(3)
-            ]
+    async with (
+        served(db, settings=config) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        codes = [
+            (
+                await client.post(
+                    "/subscribe",
+                    json={"email": f"d{n}@example.org"},
+                    headers={"X-Forwarded-For": f"192.0.2.{n}"},
+                )
+            ).status_code
+            for n in range(3)
+        ]
     assert codes == [202, 202, 429]
 
 
@@ -179,16 +186,18 @@ async def test_without_trusted_proxies_the_header_is_ignored(db, tmp_path, smtp)
 async def test_an_unconfirmed_request_expires_after_48_hours(db, tmp_path, smtp) -> None:
     port, handler = smtp
     moment = [datetime.now(UTC)]
-    async with served(db, settings=settings(tmp_path, port), clock=lambda: moment[0]) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            await client.post("/subscribe", json={"email": "late@example.org"})
-            [mail] = await mails(handler, 1)
-            path = link_in(mail)
-            moment[0] += timedelta(hours=47)
-            assert (await client.get(path)).status_code == 200
-            moment[0] += timedelta(hours=1, seconds=1)
-            late = await client.post(path)
-            assert late.status_code == 404 and "48 hours" in late.text
+    async with (
+        served(db, settings=settings(tmp_path, port), clock=lambda: moment[0]) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        await client.post("/subscribe", json={"email": "late@example.org"})
+        [mail] = await mails(handler, 1)
+        path = link_in(mail)
+        moment[0] += timedelta(hours=47)
+        assert (await client.get(path)).status_code == 200
+        moment[0] += timedelta(hours=1, seconds=1)
+        late = await client.post(path)
+        assert late.status_code == 404 and "48 hours" in late.text
     assert await subs.list_all(db) == []
 
 
@@ -204,7 +213,9 @@ async def test_every_digest_footer_links_the_readers_preferences(db, tmp_path) -
     )  # fmt: skip
     sub = await subs.add(db, new, now=datetime.now(UTC))
     digest = compose(
-        load_state(SEED_STATE), ReaderOptions(), Window.ending(datetime(2025, 12, 2, 18, tzinfo=UTC))
+        load_state(SEED_STATE),
+        ReaderOptions(),
+        Window.ending(datetime(2025, 12, 2, 18, tzinfo=UTC)),
     )
     bodies = {}
     for public_url in (PUBLIC, None):
@@ -228,7 +239,6 @@ async def test_every_digest_footer_links_the_readers_preferences(db, tmp_path) -
     assert "/unsubscribe/" in text  # RFC 8058's link stays
     text, html = bodies[None]  # no public URL: no web page to link to
     assert "preferences" not in text.lower() and 'id="preferences"' not in html
-    async with served(db, settings=settings(tmp_path, 25)) as server:
-        async with httpx.AsyncClient() as client:
-            page = await client.get(server.url + link.group(1).removeprefix(PUBLIC))
+    async with served(db, settings=settings(tmp_path, 25)) as server, httpx.AsyncClient() as client:
+        page = await client.get(server.url + link.group(1).removeprefix(PUBLIC))
     assert page.status_code == 200 and "reader@example.org" in page.text
