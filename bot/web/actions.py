@@ -9,10 +9,13 @@ with a message naming the field at fault.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from bot.cli.common import load_current_state
+from bot.cli.digest import PAYLOADS, preview_formats
 from bot.cli.subscriptions import checked_options, delivery_view, describe
 from bot.delivery import RetryPolicy, Status, deliver, render_message
 from bot.digest import Digest, ReaderOptions, Window, compose
@@ -174,8 +177,6 @@ async def current_state(web: WebContext) -> State:
     """The state the worker sends: the latest stored revision (the files if none)."""
     state = await states.StateSource(web.db).latest()
     if state is None:
-        from bot.cli.common import load_current_state
-
         return load_current_state()
     return state
 
@@ -203,17 +204,11 @@ async def digest_for(
 
 def preview_channels() -> list[str]:
     """What the admin page previews: the email, the documents, every payload output."""
-    from bot.cli.digest import preview_formats
-
     return ["email", *(f for f in preview_formats() if f not in ("html", "email"))]
 
 
 def preview(web: WebContext, digest: Digest, channel: str) -> str:
     """``digest`` as ``channel`` shows it: a document, or the JSON payloads an output posts."""
-    import json
-
-    from bot.cli.digest import PAYLOADS
-
     output_cls = output_classes().get(channel)
     if output_cls is not None and issubclass(output_cls, PAYLOADS):
         output = output_cls(make_context(web.settings))

@@ -6,13 +6,14 @@ session's CSRF token. With no token configured the page is off and says so."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import escape
 from starlette.datastructures import FormData
 
 from bot.delivery import Status
+from bot.digest import Digest
 from bot.errors import BriefingError
 from bot.store import subscriptions as subs
 from bot.web import actions, session
@@ -222,7 +223,7 @@ async def deliveries(
     )  # fmt: skip
 
 
-async def _preview_digest(web: WebContext, values: dict[str, str | None]) -> Any:
+async def _preview_digest(web: WebContext, values: dict[str, str | None]) -> Digest:
     sub = None
     if values["subscription"]:
         sub = await subs.get(web.db, int(values["subscription"]))
@@ -270,14 +271,8 @@ async def preview_email(request: Request, web: Web) -> Response:
     try:
         digest = await _preview_digest(web, _preview_values(request))
     except BriefingError as exc:
-        return framed(f"<!DOCTYPE html><p>{_escape(str(exc))}</p>")
+        return framed(f"<!DOCTYPE html><p>{escape(str(exc))}</p>")
     return framed(web.renderer.render(digest, "html"))
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
 
 
 def _peer(request: Request) -> str:

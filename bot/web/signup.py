@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from bot.errors import BriefingError
 from bot.links import preferences_token, unsubscribe_token_of
-from bot.outputs import make_context, output_class
+from bot.outputs import make_context
 from bot.outputs.email import EmailOutput
 from bot.store import signups
 from bot.store import subscriptions as subs
@@ -128,13 +128,7 @@ async def subscribe(request: Request, web: Web) -> Response:
         return await _form(web, locale, status=422, error=str(exc), values=values)
     now = web.clock()
     client = client_address(request, web.settings.trusted_proxies)
-    settings = web.settings
-    if (
-        await signups.recent(web.db, client=client, since=now - timedelta(hours=1))
-        >= settings.signup_per_client
-        or await signups.recent(web.db, email=target.address, since=now - timedelta(days=1))
-        >= settings.signup_per_address
-    ):
+    if await _too_many(web, email=target.address, client=client):
         log.info("sign-up refused: too many requests (client %s)", client)
         if as_json:
             return problem(429, t("too_many"), headers={"Retry-After": "3600"})
@@ -158,6 +152,14 @@ async def subscribe(request: Request, web: Web) -> Response:
     )  # fmt: skip
 
 
+async def _too_many(web: WebContext, *, email: str, client: str) -> bool:
+    """Whether ``client`` asked too often this hour, or ``email`` was asked for too often today."""
+    now, settings = web.clock(), web.settings
+    by_client = await signups.recent(web.db, client=client, since=now - timedelta(hours=1))
+    by_address = await signups.recent(web.db, email=email, since=now - timedelta(days=1))
+    return by_client >= settings.signup_per_client or by_address >= settings.signup_per_address
+
+
 def confirmation_link(web: WebContext, token: str) -> str:
     base = web.settings.public_url or f"http://{web.settings.http_host}:{web.settings.http_port}"
     return f"{base.rstrip('/')}/confirm/{token}"
@@ -171,15 +173,16 @@ async def _mail(web: WebContext, wanted: signups.SignUp, token: str) -> None:
     mail["Subject"] = t("mail_subject")
     mail.set_content(t("mail_text", email=wanted.email, link=link))
     context = make_context(web.settings)
-    output = output_class("email")(context)
     try:
-        assert isinstance(output, EmailOutput)
-        await output.send_mail(wanted.email, mail, mail_id=f"signup_{token[:12]}")
+        output = EmailOutput(context)
+        try:
+            await output.send_mail(wanted.email, mail, mail_id=f"signup_{token[:12]}")
+        finally:
+            await output.aclose()
         log.info("sign-up confirmation sent")
-    except Exception as exc:  # whatever the SMTP side raises, the request stays pending
+    except Exception as exc:  # a setting or the SMTP side: logged, the request stays pending
         log.warning("could not send a sign-up confirmation: %s", exc)
     finally:
-        await output.aclose()
         await context.aclose()
 
 

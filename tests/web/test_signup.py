@@ -242,3 +242,10 @@ async def test_every_digest_footer_links_the_readers_preferences(db, tmp_path) -
     async with served(db, settings=settings(tmp_path, 25)) as server, httpx.AsyncClient() as client:
         page = await client.get(server.url + link.group(1).removeprefix(PUBLIC))
     assert page.status_code == 200 and "reader@example.org" in page.text
+
+
+def test_a_bad_trusted_proxy_is_named() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'nope' is not an IP address or network"):
+        Settings(_env_file=None, trusted_proxies="10.0.0.0/8, nope")  # type: ignore[call-arg]
