@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -35,21 +36,29 @@ def signing_keys(settings: Settings) -> list[bytes]:
 
 
 def _key_file(settings: Settings) -> bytes:
+    """The key in ``BRIEFING_HOME/signing.key``, made at first use (written whole before
+    it appears, so that processes starting together all read the same one)."""
     path = settings.home / KEY_FILE
     try:
         if not path.exists():
             settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        return bytes.fromhex(path.read_text().strip())
-    except FileExistsError:
-        return _key_file(settings)  # another process wrote it first
+            with tempfile.NamedTemporaryFile("w", dir=settings.home, delete=False) as handle:
+                handle.write(secrets.token_hex(32))  # the file is the owner's only
+            try:
+                os.link(handle.name, path)
+            except FileExistsError:
+                pass  # another process made it first
+            finally:
+                os.unlink(handle.name)
+        key = bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"cannot keep the link signing key in {path} (BRIEFING_HOME): {exc}; "
             "set BRIEFING_SECRET_KEY instead"
         ) from exc
+    if len(key) < 16:
+        raise ConfigError(f"{path} holds no usable key: delete it, and a new one is made")
+    return key
 
 
 def _serializer(settings: Settings) -> URLSafeSerializer:
