@@ -45,7 +45,7 @@ async def signed_in(client: httpx.AsyncClient, base: str) -> str:
 async def test_without_a_token_the_admin_page_is_off_and_says_so(db, tmp_path) -> None:
     async with (
         served(db, settings=settings(tmp_path, api_token=None)) as server,
-        httpx.AsyncClient() as client,
+        httpx.AsyncClient(timeout=60) as client,
     ):
         for path in ("/admin", "/admin/login", "/admin/deliveries"):
             page = await client.get(server.url + path)
@@ -56,7 +56,7 @@ async def test_without_a_token_the_admin_page_is_off_and_says_so(db, tmp_path) -
 
 async def test_sign_in_session_cookie_and_csrf(db, tmp_path) -> None:
     config = settings(tmp_path, public_url="https://briefing.example.org")
-    async with served(db, settings=config) as server, httpx.AsyncClient() as client:
+    async with served(db, settings=config) as server, httpx.AsyncClient(timeout=60) as client:
         base = server.url
         first = await client.get(f"{base}/admin")
         assert first.status_code == 303 and first.headers["location"] == "/admin/login"
@@ -90,7 +90,10 @@ async def test_sign_in_session_cookie_and_csrf(db, tmp_path) -> None:
 async def test_add_validates_like_the_cli_then_acts(db, tmp_path, receiver) -> None:
     url = receiver.on("/hook")
     await states.import_state(db, SEED_STATE, now=datetime.now(UTC))
-    async with served(db, settings=settings(tmp_path)) as server, httpx.AsyncClient() as client:
+    async with (
+        served(db, settings=settings(tmp_path)) as server,
+        httpx.AsyncClient(timeout=60) as client,
+    ):
         base = server.url
         csrf = await signed_in(client, base)
         bad = {"csrf": csrf, "kind": "generic", "address": "ftp://nowhere", "at": "25:00"}
@@ -131,7 +134,7 @@ async def test_add_validates_like_the_cli_then_acts(db, tmp_path, receiver) -> N
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 async def test_ssrf_guard_and_preview(db, tmp_path) -> None:
     config = settings(tmp_path, allow_private_targets=False)
-    async with served(db, settings=config) as server, httpx.AsyncClient() as client:
+    async with served(db, settings=config) as server, httpx.AsyncClient(timeout=60) as client:
         base = server.url
         csrf = await signed_in(client, base)
         hook = {"csrf": csrf, "kind": "generic", "address": "https://127.0.0.1/hook"}

@@ -50,7 +50,7 @@ async def test_sign_up_confirm_change_and_leave(db, tmp_path, smtp) -> None:
     await states.import_state(db, SEED_STATE, now=datetime.now(UTC))
     async with served(db, settings=settings(tmp_path, port)) as server:
         base = server.url
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             form = await client.get("/subscribe?lang=fr")
             assert form.status_code == 200 and "Recevoir le briefing" in form.text
             asked = await client.post(
@@ -108,7 +108,7 @@ async def test_bad_input_is_named(db, tmp_path, smtp) -> None:
     port, handler = smtp
     async with (
         served(db, settings=settings(tmp_path, port)) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
     ):
         for body, named in [
             ({"email": "not-an-address"}, "not-an-address"),
@@ -136,7 +136,7 @@ async def test_limits_per_address_and_per_client(db, tmp_path, smtp) -> None:
     )  # fmt: skip
     async with (
         served(db, settings=config) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
     ):
 
         async def ask(email: str, client_ip: str) -> int:
@@ -167,7 +167,7 @@ async def test_without_trusted_proxies_the_header_is_ignored(db, tmp_path, smtp)
     config = settings(tmp_path, port, signup_per_client=2)
     async with (
         served(db, settings=config) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
     ):
         codes = [
             (
@@ -188,7 +188,7 @@ async def test_an_unconfirmed_request_expires_after_48_hours(db, tmp_path, smtp)
     moment = [datetime.now(UTC)]
     async with (
         served(db, settings=settings(tmp_path, port), clock=lambda: moment[0]) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
     ):
         await client.post("/subscribe", json={"email": "late@example.org"})
         [mail] = await mails(handler, 1)
@@ -239,7 +239,10 @@ async def test_every_digest_footer_links_the_readers_preferences(db, tmp_path) -
     assert "/unsubscribe/" in text  # RFC 8058's link stays
     text, html = bodies[None]  # no public URL: no web page to link to
     assert "preferences" not in text.lower() and 'id="preferences"' not in html
-    async with served(db, settings=settings(tmp_path, 25)) as server, httpx.AsyncClient() as client:
+    async with (
+        served(db, settings=settings(tmp_path, 25)) as server,
+        httpx.AsyncClient(timeout=60) as client,
+    ):
         page = await client.get(server.url + link.group(1).removeprefix(PUBLIC))
     assert page.status_code == 200 and "reader@example.org" in page.text
 
