@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from functools import lru_cache
@@ -89,6 +90,20 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
+    # the admin page and public sign-up (bot.web.admin, bot.web.signup)
+    trusted_proxies: str = ""  # hosts or CIDRs, comma-separated, whose X-Forwarded-For counts
+    signup_per_address: int = Field(default=3, ge=1)  # confirmation emails an address a day
+    signup_per_client: int = Field(default=10, ge=1)  # sign-ups a client (IP) an hour
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -69,6 +69,12 @@ def slot(name: str) -> Markup:
     return Markup("\x1a{}\x1a").format(name)
 
 
+def drop_slot_lines(text: str, name: str) -> str:
+    """``text`` without the lines that hold ``slot(name)`` (a link the reader cannot use)."""
+    mark = slot(name)
+    return "".join(line for line in text.splitlines(keepends=True) if mark not in line)
+
+
 def fill_slots(text: str, values: Mapping[str, str]) -> str:
     """``text`` with each ``slot(name)`` replaced by ``values[name]`` (escape them first
     for HTML)."""
@@ -83,12 +89,16 @@ HEADER_PARTS: dict[str, str] = {
 }
 """Email headers from templates: one line each (a line break is refused)."""
 FOOTER_TEMPLATES: dict[str, str] = {"text": "email.footer.txt.j2", "html": "email.footer.html.j2"}
-_READER = {"address": slot("address"), "unsubscribe_url": slot("unsubscribe_url")}
+_READER = {
+    "address": slot("address"),
+    "unsubscribe_url": slot("unsubscribe_url"),
+    "preferences_url": slot("preferences_url"),
+}
 FOOTER_CASES: dict[str, dict[str, object]] = {
     "subscriber": {**_READER, "one_off": False, "subscribed_on": slot("subscribed_on")},
     "subscriber_undated": {**_READER, "one_off": False, "subscribed_on": None},
-    "one_off": {"address": slot("address"), "unsubscribe_url": None, "one_off": True,
-                "subscribed_on": None},
+    "one_off": {"address": slot("address"), "unsubscribe_url": None, "preferences_url": None,
+                "one_off": True, "subscribed_on": None},
 }  # fmt: skip
 """Who a footer is for: a subscriber (whose subscription date may be unknown) or the
 receiver of a one-off message, who has no subscription and no unsubscribe link."""

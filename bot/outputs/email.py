@@ -41,7 +41,7 @@ from email_validator import validate_email
 from markupsafe import escape
 
 from bot.digest.formatting import long_date
-from bot.digest.render import EMAIL_PARTS, fill_slots, footer_part
+from bot.digest.render import EMAIL_PARTS, drop_slot_lines, fill_slots, footer_part
 from bot.errors import (
     BriefingError,
     ConfigError,
@@ -49,6 +49,7 @@ from bot.errors import (
     RetryableDeliveryError,
     TargetError,
 )
+from bot.links import preferences_url
 from bot.outputs.base import Envelope, Message, Output, OutputContext, Receipt, Target
 
 SIGNED_HEADERS = [
@@ -263,10 +264,21 @@ class EmailOutput(Output):
                 case = "subscriber"
                 local = envelope.subscribed_at.astimezone(ZoneInfo(digest.timezone))
                 values["subscribed_on"] = long_date(local, digest.locale)
+        text, html = (
+            message.body(footer_part("text", case)),
+            message.body(footer_part("html", case)),
+        )
+        token = envelope.unsubscribe_token
+        preferences = preferences_url(self.context.settings, token) if page and token else None
+        if preferences:
+            values["preferences_url"] = preferences
+        else:
+            text, html = (
+                drop_slot_lines(text, "preferences_url"),
+                drop_slot_lines(html, "preferences_url"),
+            )
         escaped = {name: str(escape(value)) for name, value in values.items()}
-        text = fill_slots(message.body(footer_part("text", case)), values)
-        html = fill_slots(message.body(footer_part("html", case)), escaped)
-        return text, html
+        return fill_slots(text, values), fill_slots(html, escaped)
 
     def to_bytes(self, target: Target, message: Message, *, envelope: Envelope) -> bytes:
         """The whole message with CRLF line ends, DKIM-signed when configured; raise
@@ -314,6 +326,20 @@ class EmailOutput(Output):
         if not self.context.settings.smtp_host:
             path = self._write_eml(data, envelope.delivery_id)
             return Receipt(status="written", answer=str(path))
+        return await self._send_smtp(recipient, data)
+
+    async def send_mail(self, to: str, mail: EmailMessage, *, mail_id: str) -> Receipt:
+        """Send a message the bot writes itself (a sign-up's confirmation) to ``to`` the way
+        digests go (SMTP settings, or an ``.eml`` file); From, To, Date and Message-ID are
+        set here. Raise ``TargetError`` for a bad address, a delivery error if it fails."""
+        recipient = Mailbox.parse(typed_address(to))
+        mail["From"] = self._from
+        mail["To"] = recipient.address
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = f"<{_UNSAFE_ID.sub('-', mail_id)}@{self._domain}>"
+        data = mail.as_bytes(policy=SMTP_POLICY)
+        if not self.context.settings.smtp_host:
+            return Receipt(status="written", answer=str(self._write_eml(data, mail_id)))
         return await self._send_smtp(recipient, data)
 
     def _write_eml(self, data: bytes, delivery_id: str) -> Path:

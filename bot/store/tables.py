@@ -108,3 +108,21 @@ state_revisions = Table(
     Column("source", Text, nullable=False),
     Column("imported_at", UTCDateTime(), nullable=False),
 )
+
+signups = Table(
+    "signups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    Column("topics", JSON, nullable=True),
+    Column("locale", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("cron", String(120), nullable=False),
+    Column("token_hash", String(64), nullable=True, unique=True),  # None: nothing was sent
+    Column("client", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("confirmed_at", UTCDateTime(), nullable=True),
+    Index("ix_signups_email", "email", "created_at"),
+    Index("ix_signups_client", "client", "created_at"),
+)

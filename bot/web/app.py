@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from bot.web import api, health, metrics, pages, problems
+from bot.web import admin, api, health, html, metrics, pages, problems, signup
 from bot.web.context import WebContext
 from bot.web.hardening import BodyLimits, with_security_headers
 
@@ -50,4 +50,7 @@ def build_app(web: WebContext) -> BriefingApp:
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(api.documents)
+    app.include_router(html.router)
+    app.include_router(admin.router)
+    app.include_router(signup.router)
     return app

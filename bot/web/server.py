@@ -58,8 +58,9 @@ async def start_http(app: BriefingApp, *, host: str, port: int) -> HttpServer:
     logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
     protocol = protocol_for(app.web.limits)
     config = Config(
-        app, http=protocol, lifespan="off", log_config=None, access_log=False, server_header=False
-    )
+        app, http=protocol, lifespan="off", log_config=None, access_log=False,
+        server_header=False, proxy_headers=False,  # X-Forwarded-For: BRIEFING_TRUSTED_PROXIES
+    )  # fmt: skip
     config.load()
     state = ServerState()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ FAST = HttpLimits(connect_timeout=1.0, total_timeout=1.5, max_connections=8)
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
+        "home": tmp_path / "home",
         "mail_dir": tmp_path / "mail",
         "mail_from": "Briefing <briefing@example.org>",
         "allow_private_targets": True,

@@ -67,8 +67,8 @@ async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
     async with db.engine.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert {"subscriptions", "deliveries", "state_revisions"} <= names
-    assert version == "0004"
+    assert {"subscriptions", "deliveries", "state_revisions", "signups"} <= names
+    assert version == "0007"
 
 
 async def test_outbox_key_is_unique_per_subscription_and_period(db) -> None:
