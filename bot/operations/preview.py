@@ -92,7 +92,11 @@ def render_preview(
 ) -> Preview:
     """The digest in ``fmt``: a document, or the JSON payloads an output would post."""
     check_format(fmt)
-    digest = digest_for(settings, reader)
+    return rendered(settings, renderer, digest_for(settings, reader), fmt)
+
+
+def rendered(settings: Settings, renderer: DigestRenderer, digest: Digest, fmt: str) -> Preview:
+    """``digest`` in ``fmt``: a document, or the JSON payloads an output would post."""
     output_cls = output_classes().get(fmt)
     if output_cls is not None and issubclass(output_cls, PAYLOADS):
         output = output_cls(make_context(settings))

@@ -118,7 +118,7 @@ async def subscribe(request: Request, web: Web) -> Response:
         if not values["email"]:
             raise BriefingError("email: missing")
         target = await actions.validated(web, "email", values["email"], ())
-        chosen, language, zone, crontab = actions.options(
+        chosen, language, zone, crontab = await actions.options(
             web, topics=values["topics"], locale=values["locale"], timezone=values["timezone"],
             at=values["at"],
         )  # fmt: skip
