@@ -53,8 +53,9 @@ class ServerLimits:
     ``max_body``: the largest request body accepted, decoded (413 above it).
     ``max_request_line``: the longest request line, URL included (414 above it).
     ``max_header_field``: the longest header line; ``max_headers`` their number (431).
-    ``linger``: how long the rest of a refused body is read and dropped, so that the
-    client, still sending, gets the answer rather than a reset connection.
+    ``linger``: how long a pause in the rest of a refused body may be while it is read
+    and dropped, so that the client, still sending, gets the answer rather than a reset
+    connection.
     """
 
     idle_timeout: float = 15.0
@@ -243,11 +244,13 @@ class BodyLimits:
                 return bytes(body)
 
     async def _drop_rest(self, receive: Receive) -> None:
-        """Read and drop what the client still sends, for ``limits.linger`` at most."""
+        """Read and drop what the client still sends, while it keeps sending (a pause of
+        ``limits.linger`` ends it), for ``body_timeout + linger`` at most."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.limits.linger):
+            async with asyncio.timeout(self.limits.body_timeout + self.limits.linger):
                 while True:
-                    message = await receive()
+                    async with asyncio.timeout(self.limits.linger):
+                        message = await receive()
                     if message["type"] == "http.disconnect" or not message.get("more_body"):
                         return
 
