@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from bot.crypto import Keyring
 from bot.digest import DigestRenderer
 from bot.errors import ConfigError
+from bot.feeds.operations import load_feed_set
+from bot.feeds.poller import FeedPoller
 from bot.outputs import make_context
 from bot.redact import mask_target
 from bot.settings import Settings, shipped_state_dir
@@ -39,6 +41,13 @@ async def open_database(settings: Settings, *, clock: Callable[[], datetime] = u
         imported = await states.import_state(db, source, now=clock())
         log.info("imported the briefing state from %s (revision %s)", source, imported.revision)
     return db
+
+
+async def cancelled(task: asyncio.Task[None]) -> None:
+    """Stop ``task`` and wait for it (a feed poll cut short writes nothing)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def make_home(settings: Settings) -> None:
@@ -140,6 +149,7 @@ async def serve(
         stack.push_async_callback(worker.close)
         await worker.check()  # an operator's mistake stops here, before anything is sent
         scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=worker.wake.set)
+        feeds = await load_feed_set(db, settings)  # a bad feeds.yaml or topics.yaml stops here
         await announce(db, settings)
         try:
             http = await start_http(
@@ -155,6 +165,9 @@ async def serve(
         stack.push_async_callback(http.cleanup)
         scheduler.start()
         stack.callback(scheduler.shutdown)
+        stack.push_async_callback(
+            cancelled, asyncio.create_task(FeedPoller(db, feeds, clock=clock).run(stop))
+        )
         log.info("running (worker %s); stop with Ctrl-C or SIGTERM", worker.owner)
         await worker.run(stop)
     log.info("stopped")

@@ -26,8 +26,10 @@ from bot.cli.common import (
 from bot.cli.subscriptions import find
 from bot.delivery import render_message
 from bot.digest import Window, compose
+from bot.digest.model import NewsView
 from bot.digest.render import FORMATS, JSON_FORMAT
 from bot.errors import StateError
+from bot.feeds import store as feed_store
 from bot.outputs import make_context, output_classes
 from bot.outputs.api import ApiOutput
 from bot.outputs.webhooks import WebhookOutput
@@ -35,7 +37,7 @@ from bot.service import state_dir, utc_now
 from bot.state import load_state
 from bot.store import outbox, states
 from bot.store import subscriptions as subs
-from bot.store.database import Database
+from bot.store.database import Database, database_file
 
 state_app = typer.Typer(
     help="Inspect, validate and import the briefing state.", no_args_is_help=True
@@ -130,7 +132,8 @@ def preview(
     options = reader_options(topics, locale, timezone)
     end = parse_moment(now, option="--now", timezone=options.timezone)
     start = parse_moment(since, option="--since", timezone=options.timezone) if since else None
-    digest = compose(load_current_state(), options, Window.ending(end, since=start))
+    window = Window.ending(end, since=start)
+    digest = compose(load_current_state(), options, window, news=stored_news(window))
     output_cls = output_classes().get(fmt)
     if output_cls is not None and issubclass(output_cls, PAYLOADS):
         output = output_cls(make_context(settings()))
@@ -138,6 +141,14 @@ def preview(
         sys.stdout.write(json.dumps(payloads, ensure_ascii=False, indent=2) + "\n")
         return
     sys.stdout.write(renderer().render(digest, fmt))
+
+
+def stored_news(window: Window) -> list[NewsView]:
+    """The reports from news feeds filed in ``window`` (none before the database exists)."""
+    path = database_file(settings().database_url)
+    if path is not None and not path.exists():
+        return []
+    return with_database(lambda db: feed_store.reports(db, start=window.start, end=window.end))
 
 
 def schema() -> None:
