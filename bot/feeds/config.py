@@ -153,12 +153,12 @@ def _line(path: Path, loc: tuple[Any, ...]) -> int:
         return 1
     line = node.start_mark.line + 1 if node is not None else 1
     for key in loc:
-        child: yaml.Node | None = None
+        pair: tuple[yaml.Node, yaml.Node] | None = None
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == key), None)
+            pair = next(((k, v) for k, v in node.value if k.value == key), None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            child = node.value[key]
-        if child is None:
+            pair = (node.value[key], node.value[key])
+        if pair is None:
             break
-        node, line = child, child.start_mark.line + 1
+        line, node = pair[0].start_mark.line + 1, pair[1]
     return line

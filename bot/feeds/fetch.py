@@ -113,7 +113,8 @@ async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str]) 
                 raise FeedError(f"more than {MAX_REDIRECTS} redirects")
             continue
         if not 200 <= status < 300:
-            raise FeedError(f"HTTP {status} from {mask_url(url)}")
+            redirected = f" from {mask_url(url)}" if len(seen) > 1 else ""
+            raise FeedError(f"HTTP {status}{redirected}")
         if len(response.content) > MAX_BYTES:
             raise FeedError(f"answer larger than {MAX_BYTES // (1024 * 1024)} MB: not read")
         return Fetched(

@@ -96,7 +96,7 @@ async def save_poll(conn: AsyncConnection, url: str, name: str, **values: Any) -
     if found is None:
         await conn.execute(
             feed_polls.insert().values(
-                url_key=url_key, url=url, name=name, failures=0, **counters, **values
+                url_key=url_key, url=url, name=name, **{"failures": 0, **counters, **values}
             )
         )
         return
