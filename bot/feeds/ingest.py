@@ -163,7 +163,7 @@ async def _file(
                 "guid_key": guid_key,
                 "link_key": link_key,
                 "guid": entry.guid,
-                "link": entry.link,
+                "link": links[id(entry)],
                 "title": entry.title,
                 "summary": entry.summary,
                 "language": feed.language,

@@ -130,7 +130,7 @@ def huge(size: int) -> Behaviour:
             while sent < size:
                 await response.write(chunk)
                 sent += len(chunk)
-        except (ConnectionResetError, RuntimeError):
+        except (ConnectionError, RuntimeError):
             pass
         return response
 
@@ -154,7 +154,7 @@ BAD = {
     "/page.html": lambda: feed(HTML_PAGE, "text/html"),
     "/huge.xml": lambda: huge(10 * 1024 * 1024),
     "/loop-a": lambda: redirect_to("/loop-b"),
-    "/loop-b": lambda: redirect_to("/loop-a"),
+    "/loop-b": lambda: redirect_to("/loop-a"),  # reached from /loop-a
     "/hang.xml": lambda: hang(3),  # longer than the feed's 1 s timeout
     "/missing.xml": lambda: reply(404, "not found"),
     "/broken.xml": lambda: reply(500, "oops"),

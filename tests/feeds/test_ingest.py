@@ -180,7 +180,7 @@ async def test_review_accept_and_reject(db, receiver, tmp_path) -> None:
         ("Combats de rue à POKROVSK, selon l'état-major", "military", "Le Quotidien", "fr"),
         ("Les pourparlers de Moscou se prolongent", "politics", "Le Quotidien", "fr"),
     ]
-    assert shown[0].url == "https://quotidien.example/pokrovsk?utm_source=rss"
+    assert shown[0].url == "https://quotidien.example/pokrovsk"  # tracking removed
     assert await store.reports(db, start=NOW, end=later) == []  # accepted at `later`
 
 
