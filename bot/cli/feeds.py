@@ -75,11 +75,17 @@ def ingest(
     every: Annotated[bool, typer.Option("--all", help="Every feed of feeds.yaml.")] = False,
     name: Annotated[
         str | None,
-        typer.Option(metavar="NAME", help="Source name of a feed not in feeds.yaml."),
+        typer.Option(
+            metavar="NAME",
+            help="Source name of a feed not in feeds.yaml (default: its URL or file).",
+        ),
     ] = None,
     language: Annotated[
         str | None,
-        typer.Option(metavar="en|fr", help="Language of a feed not in feeds.yaml."),
+        typer.Option(
+            metavar="en|fr",
+            help="Language of a feed not in feeds.yaml (default: none; required for one).",
+        ),
     ] = None,
     as_json: AsJson = False,
 ) -> int:
@@ -156,7 +162,11 @@ def review_accept(
     entry_id: EntryId,
     topic: Annotated[
         str | None,
-        typer.Option(metavar="TOPIC", help="File it under this topic instead.", callback=not_empty),
+        typer.Option(
+            metavar="TOPIC",
+            help="File it under this topic (default: the one its keywords chose).",
+            callback=not_empty,
+        ),
     ] = None,
     importance: Annotated[
         int | None, typer.Option(metavar="N", help="Importance 1 to 5 (default 2).")
@@ -181,7 +191,8 @@ def review_accept(
 def review_reject(
     entry_id: EntryId,
     because: Annotated[
-        str | None, typer.Option(metavar="TEXT", help="Why (kept with the entry).")
+        str | None,
+        typer.Option(metavar="TEXT", help="Why, kept with the entry (default: no reason given)."),
     ] = None,
     by: By = None,
     as_json: AsJson = False,
