@@ -50,7 +50,12 @@ class FeedPoller:
             if (s := states.get(f.url)) is None or s.next_poll_at is None or s.next_poll_at <= now
         ]
         if due:
-            await asyncio.gather(*(poll(self.db, f, self.feeds.rules, now=now) for f in due))
+            polls = [poll(self.db, f, self.feeds.rules, now=now) for f in due]
+            for feed, outcome in zip(
+                due, await asyncio.gather(*polls, return_exceptions=True), strict=True
+            ):
+                if isinstance(outcome, Exception):  # the database, not the feed: logged once
+                    log.error("feed %r: poll not recorded: %s", feed.name, outcome)
             states = await store.poll_states(self.db)
         now = self.clock()
         waits = [
