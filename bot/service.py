@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 from bot.crypto import Keyring
 from bot.digest import DigestRenderer
 from bot.errors import ConfigError
-from bot.feeds.operations import load_feed_set
-from bot.feeds.poller import FeedPoller
 from bot.outputs import make_context
 from bot.redact import mask_target
 from bot.settings import Settings, shipped_state_dir
@@ -122,7 +120,9 @@ async def serve(
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
     """Run scheduler and workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    from bot.schedule import Scheduler  # what only the long-running process needs
+    from bot.feeds.operations import load_feed_set  # what only the long-running process needs
+    from bot.feeds.poller import FeedPoller
+    from bot.schedule import Scheduler
     from bot.web import build_app, start_http
 
     stop = stop or asyncio.Event()

@@ -3,6 +3,8 @@ under its topic, and record it all in one transaction (a failed poll writes only
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -44,9 +46,17 @@ def next_poll(feed: FeedConfig, *, failures: int, now: datetime) -> datetime:
     return now + delay * random.uniform(0.95, 1.0)  # noqa: S311 (jitter, not a secret)
 
 
-async def poll(db: Any, feed: FeedConfig, rules: TopicRules, *, now: datetime) -> PollResult:
+async def poll(
+    db: Any,
+    feed: FeedConfig,
+    rules: TopicRules,
+    *,
+    now: datetime,
+    filing: asyncio.Lock | None = None,
+) -> PollResult:
     """Poll ``feed`` once and record the outcome; never raises for a feed's own fault (the
-    error is logged, recorded as the feed's last error and returned)."""
+    error is logged, recorded as the feed's last error and returned). Feeds polled together
+    share ``filing``, so that each sees what the others filed (duplicates across feeds)."""
     result = PollResult(feed=feed.name, url=feed.url)
     before = await store.poll_state(db, feed.url)
     failures = before.failures if before else 0
@@ -79,7 +89,7 @@ async def poll(db: Any, feed: FeedConfig, rules: TopicRules, *, now: datetime) -
             )
         return result
     result.not_modified = fetched.body is None
-    async with db.engine.begin() as conn:
+    async with filing or contextlib.nullcontext(), db.engine.begin() as conn:
         rows = await _file(conn, feed, rules, found, result, now=now)
         await store.add_entries(conn, rows)
         validators: dict[str, Any] = {}

@@ -50,7 +50,8 @@ class FeedPoller:
             if (s := states.get(f.url)) is None or s.next_poll_at is None or s.next_poll_at <= now
         ]
         if due:
-            polls = [poll(self.db, f, self.feeds.rules, now=now) for f in due]
+            filing = asyncio.Lock()
+            polls = [poll(self.db, f, self.feeds.rules, now=now, filing=filing) for f in due]
             for feed, outcome in zip(
                 due, await asyncio.gather(*polls, return_exceptions=True), strict=True
             ):
