@@ -149,7 +149,9 @@ async def serve(
         stack.push_async_callback(worker.close)
         await worker.check()  # an operator's mistake stops here, before anything is sent
         scheduler = Scheduler(db, catchup=settings.catchup, clock=clock, on_rows=worker.wake.set)
-        feeds = await load_feed_set(db, settings)  # a bad feeds.yaml or topics.yaml stops here
+        # a bad feeds.yaml or topics.yaml stops here too (checked against the state's topics)
+        state = await worker.preparer.states.latest()
+        feeds = await load_feed_set(db, settings, known=list(state.topics) if state else None)
         await announce(db, settings)
         try:
             http = await start_http(

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.feeds import store
 from bot.feeds.config import FeedConfig
 from bot.feeds.dedupe import TITLE_WINDOW, canonical_link, key, same_title
@@ -19,6 +21,7 @@ from bot.feeds.parse import Entry, parse
 from bot.feeds.store import EntryStatus
 from bot.feeds.topics import TopicRules
 from bot.redact import mask_url
+from bot.store.database import Database
 
 log = logging.getLogger("briefing.feeds")
 MAX_BACKOFF = timedelta(hours=24)
@@ -47,7 +50,7 @@ def next_poll(feed: FeedConfig, *, failures: int, now: datetime) -> datetime:
 
 
 async def poll(
-    db: Any,
+    db: Database,
     feed: FeedConfig,
     rules: TopicRules,
     *,
@@ -71,11 +74,11 @@ async def poll(
         )
     except FeedError as exc:
         result.error = str(exc)
+        log.warning("feed %r (%s): %s", feed.name, mask_url(feed.url), result.error)
     except Exception as exc:  # a library's surprise must not stop the other feeds
         log.exception("feed %r (%s): unexpected error", feed.name, mask_url(feed.url))
         result.error = f"unexpected error: {type(exc).__name__}: {exc}"
     if result.error is not None:
-        log.warning("feed %r (%s): %s", feed.name, mask_url(feed.url), result.error)
         async with db.engine.begin() as conn:
             await store.save_poll(
                 conn,
@@ -120,7 +123,7 @@ async def poll(
 
 
 async def _file(
-    conn: Any,
+    conn: AsyncConnection,
     feed: FeedConfig,
     rules: TopicRules,
     found: list[Entry],

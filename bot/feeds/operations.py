@@ -57,9 +57,12 @@ async def known_topics(db: Database) -> list[str]:
     return list(state.topics)
 
 
-async def load_feed_set(db: Database, settings: Settings) -> FeedSet:
-    """Read ``feeds.yaml`` and ``topics.yaml``; ``ConfigError`` naming the file and line."""
-    known = await known_topics(db)
+async def load_feed_set(
+    db: Database, settings: Settings, *, known: list[str] | None = None
+) -> FeedSet:
+    """Read ``feeds.yaml`` and ``topics.yaml``, checked against the ``known`` topics (by
+    default the stored state's); ``ConfigError`` naming the file and line."""
+    known = known if known is not None else await known_topics(db)
     feeds_file, topics_file = feeds_path(settings), topics_path(settings)
     feeds = load_feeds(feeds_file)
     check_topics(feeds, feeds_file, known=known)
