@@ -41,6 +41,13 @@ async def open_database(settings: Settings, *, clock: Callable[[], datetime] = u
     return db
 
 
+async def cancelled(task: asyncio.Task[None]) -> None:
+    """Stop ``task`` and wait for it (a feed poll cut short writes nothing)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def make_home(settings: Settings) -> None:
     """Create the data directory (``BRIEFING_HOME``, owner only) when the database lives
     in it; any other database directory must already exist."""
@@ -113,7 +120,9 @@ async def serve(
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
     """Run scheduler and workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    from bot.schedule import Scheduler  # what only the long-running process needs
+    from bot.feeds.operations import load_feed_set  # what only the long-running process needs
+    from bot.feeds.poller import FeedPoller
+    from bot.schedule import Scheduler
     from bot.web import Heartbeat, WebContext, build_app, start_http
     from bot.web.auth import configured
 
@@ -148,6 +157,9 @@ async def serve(
             on_rows=worker.wake.set,
             on_tick=heartbeat.beat,
         )
+        # a bad feeds.yaml or topics.yaml stops here too (checked against the state's topics)
+        state = await worker.preparer.states.latest()
+        feeds = await load_feed_set(db, settings, known=list(state.topics) if state else None)
         await announce(db, settings)
         web = WebContext(
             db=db,
@@ -172,6 +184,9 @@ async def serve(
         stack.push_async_callback(http.close)
         scheduler.start()
         stack.callback(scheduler.shutdown)
+        stack.push_async_callback(
+            cancelled, asyncio.create_task(FeedPoller(db, feeds, clock=clock).run(stop))
+        )
         log.info("running (worker %s); stop with Ctrl-C or SIGTERM", worker.owner)
         await worker.run(stop)
     log.info("stopped")

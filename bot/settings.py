@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     database_url: str = ""  # default: SQLite in ``home`` (filled in below)
     state_dir: Path | None = None  # default: the state shipped with the bot
+    feeds_file: Path | None = None  # default: the shipped config/feeds.yaml
+    topics_file: Path | None = None  # default: the shipped config/topics.yaml
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"

@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from bot.cli import digest, outputs, secrets, send, subscriptions
+from bot.cli import digest, feeds, outputs, secrets, send, subscriptions
 from bot.cli.common import escaped, settings, setup_logging
 from bot.errors import BriefingError, ConfigError, StateError
 
@@ -21,6 +21,8 @@ ENVIRONMENT = {
     "BRIEFING_HOME": "data directory: the SQLite database and .eml files unless set apart",
     "BRIEFING_DATABASE_URL": "SQLite or PostgreSQL URL (default: SQLite in BRIEFING_HOME)",
     "BRIEFING_STATE_DIR": "state files for first start and 'state import' (default: shipped)",
+    "BRIEFING_FEEDS_FILE": "news feeds to poll (default: the shipped config/feeds.yaml)",
+    "BRIEFING_TOPICS_FILE": "keywords filing feed entries by topic (default: config/topics.yaml)",
     "BRIEFING_SMTP_HOST": "SMTP server; unset: email is written as .eml files",
     "BRIEFING_SMTP_PORT": "SMTP port (default 587, 465 with tls, 25 with none)",
     "BRIEFING_SMTP_SECURITY": "starttls (default), tls or none",
@@ -172,6 +174,7 @@ app.command()(digest.schema)
 app.command()(send.send)
 app.command()(subscriptions.deliveries)
 app.command()(subscriptions.prune)
+feeds.register(app)  # feeds, ingest, review list|accept|reject
 
 
 @app.command()

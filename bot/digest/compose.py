@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from bot.digest.model import (
     Digest,
     FigureView,
     GlanceItem,
+    NewsView,
     Section,
     SideView,
     SourceView,
@@ -83,8 +84,12 @@ def latest_moment(when: When) -> datetime:
     return start
 
 
-def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
-    """Build the Digest for one reader and one window. Raises ``ConfigError`` on bad options."""
+def compose(
+    state: State, options: ReaderOptions, window: Window, *, news: Sequence[NewsView] = ()
+) -> Digest:
+    """Build the Digest for one reader and one window, with the reports from news feeds
+    among ``news`` filed in the window under the reader's topics. Raises ``ConfigError`` on
+    bad options."""
     zone = check_options(state, options)
     locale = options.locale
     topics = list(options.topics or state.topics)
@@ -132,6 +137,7 @@ def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
     }
     cited = {src for dev in shown.values() for src in dev.sources} | figure_sources
     now = window.end.astimezone(zone)
+    reports = news_in(news, topics, window)
     return Digest(
         story=state.story.title.get(locale),
         locale="fr" if locale == "fr" else "en",
@@ -141,12 +147,19 @@ def compose(state: State, options: ReaderOptions, window: Window) -> Digest:
         window_start=window.start.astimezone(zone),
         window_end=now,
         state_revision=state.revision,
-        is_empty=not new,
+        is_empty=not new and not reports,
         at_a_glance=glance,
         sections=sections,
         watch_next=[view(d) for d in watch],
         sources=[_source_view(state, s, locale) for s in state.sources if s in cited],
+        news=reports,
     )
+
+
+def news_in(news: Sequence[NewsView], topics: Sequence[str], window: Window) -> list[NewsView]:
+    """The reports filed in ``window`` under one of ``topics``, oldest first."""
+    found = [n for n in news if n.topic in topics and window.start <= n.recorded < window.end]
+    return sorted(found, key=lambda n: (n.recorded, n.id))
 
 
 def _by_importance(devs: Iterable[Development]) -> list[Development]:

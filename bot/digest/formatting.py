@@ -69,6 +69,16 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
+# The "In the news" block: reports taken from news feeds, in their own language.
+LABELS["en"] |= {
+    "in_the_news": "In the news",
+    "reported": "reported",
+    "lang_en": "in English",
+    "lang_fr": "in French",
+}
+LABELS["fr"] |= {"in_the_news": "Dans la presse", "reported": "rapporté",
+                 "lang_en": "en anglais", "lang_fr": "en français"}  # fmt: skip
+
 _MONTH_PARTS = {
     "en": {"early": "early {month}", "mid": "mid-{month}", "late": "late {month}"},
     "fr": {"early": "début {month}", "mid": "mi-{month}", "late": "fin {month}"},

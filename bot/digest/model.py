@@ -86,6 +86,22 @@ class SourceView(_View):
     url: str | None
 
 
+class NewsView(_View):
+    """A report taken from a news feed: in its own language (never translated), attributed
+    to its feed, under the topic its keywords (or an editor) chose."""
+
+    id: int
+    topic: str
+    title: str
+    summary: str
+    language: Literal["en", "fr"]
+    standing: Literal["reported"] = "reported"
+    source: str
+    url: str | None
+    published: datetime | None
+    recorded: datetime
+
+
 class Digest(_View):
     schema_version: int = SCHEMA_VERSION
     story: str
@@ -101,6 +117,7 @@ class Digest(_View):
     sections: list[Section]
     watch_next: list[DevelopmentView]
     sources: list[SourceView]
+    news: list[NewsView] = []
 
 
 def webhook_schema() -> dict[str, object]:

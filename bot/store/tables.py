@@ -126,3 +126,48 @@ signups = Table(
     Index("ix_signups_email", "email", "created_at"),
     Index("ix_signups_client", "client", "created_at"),
 )
+
+feed_polls = Table(
+    "feed_polls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url_key", String(64), nullable=False, unique=True),  # sha256 of the feed's URL
+    Column("url", Text, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("etag", Text, nullable=True),
+    Column("last_modified", Text, nullable=True),
+    Column("polled_at", UTCDateTime(), nullable=True),
+    Column("last_success_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", UTCDateTime(), nullable=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("next_poll_at", UTCDateTime(), nullable=True),
+    Column("taken", Integer, nullable=False, default=0),
+    Column("unmatched", Integer, nullable=False, default=0),
+    Column("duplicates", Integer, nullable=False, default=0),
+)
+
+feed_entries = Table(
+    "feed_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed_url", Text, nullable=False),
+    Column("feed_name", String(200), nullable=False),
+    Column("guid_key", String(64), nullable=True, index=True),
+    Column("link_key", String(64), nullable=True, index=True),
+    Column("guid", Text, nullable=True),
+    Column("link", Text, nullable=True),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("published_at", UTCDateTime(), nullable=True),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    Column("topic", String(64), nullable=True),
+    Column("status", String(16), nullable=False),  # bot.feeds.store.EntryStatus
+    Column("importance", Integer, nullable=False, default=2),
+    Column("decided_at", UTCDateTime(), nullable=True),  # accepted, published or rejected
+    Column("decided_by", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Index("ix_feed_entries_status", "status", "decided_at"),
+    Index("ix_feed_entries_fetched", "fetched_at"),
+)

@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 
 from bot.delivery import Outcome, Status, Trigger, render_message
 from bot.digest import DigestRenderer, ReaderOptions, Window, compose
-from bot.digest.model import Digest
+from bot.digest.compose import FIRST_WINDOW, news_in
+from bot.digest.model import Digest, NewsView
 from bot.errors import ConfigError
+from bot.feeds import store as feed_store
 from bot.outputs import Envelope, Message, Output, Target
 from bot.outputs.registry import OutputPool
 from bot.state import State
@@ -38,20 +40,28 @@ class RenderCache:
         self.renders = 0
 
     def message(
-        self, state: State, options: ReaderOptions, window: Window, output: type[Output]
+        self,
+        state: State,
+        options: ReaderOptions,
+        window: Window,
+        output: type[Output],
+        news: Sequence[NewsView] = (),
     ) -> Message:
-        """The message ``output`` sends for this state, reader and window."""
-        key = (state.revision, options, window.start, window.end)
+        """The message ``output`` sends for this state, reader, window and news."""
+        key = (state.revision, options, window.start, window.end, _news_key(news))
 
         def build() -> Message:
             self.renders += 1
-            return render_message(self.renderer, self.digest(state, options, window), output)
+            digest = self.digest(state, options, window, news)
+            return render_message(self.renderer, digest, output)
 
         return self._cached(self._messages, (*key, output.formats), build)
 
-    def digest(self, state: State, options: ReaderOptions, window: Window) -> Digest:
-        key = (state.revision, options, window.start, window.end)
-        return self._cached(self._digests, key, lambda: compose(state, options, window))
+    def digest(
+        self, state: State, options: ReaderOptions, window: Window, news: Sequence[NewsView] = ()
+    ) -> Digest:
+        key = (state.revision, options, window.start, window.end, _news_key(news))
+        return self._cached(self._digests, key, lambda: compose(state, options, window, news=news))
 
     def _cached(
         self,
@@ -66,6 +76,10 @@ class RenderCache:
         if len(cache) > self.size:
             cache.popitem(last=False)
         return value
+
+
+def _news_key(news: Sequence[NewsView]) -> tuple[tuple[int, str | None], ...]:
+    return tuple((n.id, n.topic) for n in news)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class Preparer:
         self._subs: dict[int, subs.Recipient] = {}
         self._windows: dict[int, datetime] = {}
         self._state: State | None = None
+        self._news: list[NewsView] = []
 
     async def load(self, rows: Sequence[outbox.Claimed]) -> None:
         """Fetch, in a few queries, what ``rows`` need; subscriptions are read afresh, so a
@@ -101,6 +116,13 @@ class Preparer:
         fresh = [r.subscription_id for r in rows if r.window_start is None]
         self._windows.update(await outbox.last_windows(self.db, fresh))
         self._state = await self.states.latest()
+        starts = [
+            r.window_start or self._windows.get(r.subscription_id) or r.period - FIRST_WINDOW
+            for r in rows
+        ]
+        if rows:  # the reports from news feeds any of these windows may show
+            end = max(r.period for r in rows)
+            self._news = await feed_store.reports(db=self.db, start=min(starts), end=end)
 
     def prepare(self, row: outbox.Claimed) -> Prepared | outbox.Finished:
         """What to send for ``row``, or the skip to record. Raise ``ConfigError`` for the
@@ -118,11 +140,12 @@ class Preparer:
         window = Window.ending(row.period, since=min(since, row.period) if since else None)
         options = ReaderOptions(topics=sub.topics, locale=sub.locale, timezone=sub.timezone)
         span = (window.start, window.end)
-        if sub.skip_empty and self.cache.digest(state, options, window).is_empty:
+        news = news_in(self._news, options.topics or list(state.topics), window)
+        if sub.skip_empty and self.cache.digest(state, options, window, news).is_empty:
             skipped = Outcome(Status.SKIPPED, "no news (skip-empty)")
             return outbox.Finished(row.id, row.subscription_id, skipped, span, state.revision)
         output = self.outputs.get(sub.kind)
-        message = self.cache.message(state, options, window, type(output))
+        message = self.cache.message(state, options, window, type(output), news)
         return Prepared(
             output=output,
             target=Target(kind=sub.kind, address=sub.address, secrets=sub.secrets),

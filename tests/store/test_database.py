@@ -9,7 +9,7 @@ from bot.delivery import Outcome, Status, Trigger
 from bot.errors import ConfigError, StateError
 from bot.store import outbox, states
 from bot.store import subscriptions as subs
-from bot.store.database import Database, async_url
+from bot.store.database import HEAD, Database, async_url
 from tests.conftest import SEED_STATE, extra_development, write_developments
 
 NOW = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
@@ -67,8 +67,8 @@ async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
     async with db.engine.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert {"subscriptions", "deliveries", "state_revisions", "signups"} <= names
-    assert version == "0007"
+    assert {"subscriptions", "deliveries", "state_revisions", "signups", "feed_polls", "feed_entries"} <= names
+    assert version == HEAD
 
 
 async def test_outbox_key_is_unique_per_subscription_and_period(db) -> None:

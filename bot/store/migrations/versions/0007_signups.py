@@ -12,7 +12,7 @@ from alembic import op
 from bot.store.tables import UTCDateTime
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

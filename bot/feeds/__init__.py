@@ -1,0 +1,1 @@
+"""News feeds: fetching through the network guard, topic rules, duplicates, review."""
