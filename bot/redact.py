@@ -9,6 +9,7 @@ path and query, never a whole segment or value. Nothing here raises, whatever th
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 SHOWN_TAIL = 4
@@ -112,10 +113,13 @@ def _pieces(url: str) -> set[str]:
     return {piece for piece in found if len(piece) >= SCRUBBED_PIECE}
 
 
-def scrub(text: str, url: str) -> str:
-    """``text`` (an error, a receiver's answer) with ``url`` masked wherever it appears,
-    and every piece of ``url`` that could be a token (8 characters or more) replaced by
-    ``…``."""
+def scrub(text: str, url: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` (an error, a receiver's answer, a traceback) with ``url`` masked wherever
+    it appears, every piece of ``url`` that could be a token (8 characters or more)
+    replaced by ``…``, and ``secrets`` masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, mask_secret(secret))
     if is_email(url) or not text:
         return text
     text = text.replace(url.strip(), mask_url(url)) if url.strip() else text

@@ -250,7 +250,7 @@ class BoomOutput(Output):
 
     async def send(self, target, message, *, envelope):
         BoomOutput.calls += 1
-        raise RuntimeError("a bug in the plugin")
+        raise RuntimeError(f"a bug in the plugin, sending to {target.address}")
 
 
 class StallOutput(Output):
@@ -339,7 +339,7 @@ async def test_an_output_that_raises_or_hangs_ends_dead_after_the_limit(
     await states.import_state(db, SEED_STATE, now=utc_now())
     silent = SilentServer()
     async with silent as address:
-        boom = await add(db, "anywhere", kind="boom")
+        boom = await add(db, "https://hooks.example/BOOMTOKEN12345678/x", kind="boom")
         stall = await add(db, address, kind="stall")
         ids = await queue(db, [boom.id, stall.id])
         tasks_before = len(asyncio.all_tasks())
@@ -361,10 +361,15 @@ async def test_an_output_that_raises_or_hangs_ends_dead_after_the_limit(
     assert (rows[stall.id].status, rows[stall.id].attempts) == ("dead", 3)
     assert "no outcome within 0.3 s" in (rows[stall.id].last_answer or "")
     assert all(r.lease_owner is None for r in rows.values())
+    assert "BOOMTOKEN12345678" not in (rows[boom.id].last_answer or "")
     tracebacks = [
-        r for r in caplog.records if r.exc_info and rows[boom.id].delivery_id in r.message
+        r.getMessage()
+        for r in caplog.records
+        if rows[boom.id].delivery_id in r.getMessage() and "Traceback" in r.getMessage()
     ]
     assert len(tracebacks) == 3  # logged once per attempt, with the traceback
+    assert all("RuntimeError: a bug in the plugin" in t for t in tracebacks)
+    assert "BOOMTOKEN12345678" not in caplog.text  # the target's token hidden in the log too
 
 
 async def test_unexpected_errors_count_toward_pausing_but_operator_errors_do_not(

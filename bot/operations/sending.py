@@ -16,7 +16,7 @@ from bot.operations.deliveries import numeric
 from bot.operations.subscriptions import find
 from bot.outputs import Envelope, Target, infer_kind, make_context, output_class
 from bot.outputs.webhooks import new_secret
-from bot.redact import mask_secret, mask_target
+from bot.redact import mask_target, scrub
 from bot.settings import Settings
 from bot.store import outbox
 from bot.store import subscriptions as subs
@@ -67,7 +67,7 @@ async def send_once(
     finally:
         await output.aclose()
         await context.aclose()
-    answer = _masked(outcome.answer, target.secrets)
+    answer = scrub(outcome.answer, "", target.secrets)
     verdict = "delivered" if outcome.ok else "FAILED"
     return {
         **result, "ok": outcome.ok, "status": numeric(outcome.code), "answer": answer,
@@ -76,13 +76,6 @@ async def send_once(
         + (f", {outcome.parts} part(s)" if outcome.parts > 1 else "")
         + (f"; answer: {answer}" if answer else ""),
     }  # fmt: skip
-
-
-def _masked(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, mask_secret(secret))
-    return text
 
 
 @dataclass(frozen=True)

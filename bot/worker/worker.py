@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -188,7 +189,7 @@ class Worker:
         except DeliveryError as exc:
             outcome = self._failed(row, exc)
         except TargetError as exc:  # the reader's target, refused at send time
-            outcome = self._failed(row, PermanentDeliveryError(self._shown(exc, prepared)))
+            outcome = self._failed(row, PermanentDeliveryError(self._shown(str(exc), prepared)))
         except BriefingError as exc:  # settings, templates, state: the operator's to fix
             log.error(
                 "delivery %s (subscription %s) cannot be sent because of the bot's "
@@ -197,11 +198,12 @@ class Worker:
             )  # fmt: skip
             outcome = self._failed(row, RetryableDeliveryError(str(exc)), code=OPERATOR)
         except Exception as exc:
-            log.error(
-                "delivery %s (subscription %s) failed with an unexpected error",
-                row.delivery_id, row.subscription_id, exc_info=exc,
+            log.error(  # the traceback as text, so that the target's tokens are hidden in it
+                "delivery %s (subscription %s) failed with an unexpected error\n%s",
+                row.delivery_id, row.subscription_id,
+                self._shown("".join(traceback.format_exception(exc)).rstrip(), prepared),
             )  # fmt: skip
-            reason = f"unexpected error: {type(exc).__name__}: {self._shown(exc, prepared)}"
+            reason = f"unexpected error: {type(exc).__name__}: {self._shown(str(exc), prepared)}"
             outcome = self._failed(row, RetryableDeliveryError(reason))
         else:
             outcome = Outcome(Status.DELIVERED, receipt.answer, receipt.status, receipt.parts)
@@ -212,9 +214,10 @@ class Worker:
         return outbox.Finished(row.id, row.subscription_id, outcome, window, revision)
 
     @staticmethod
-    def _shown(exc: Exception, prepared: Prepared | None) -> str:
-        """An error as recorded: the target's URL, or any piece of it, hidden."""
-        return scrub(str(exc), prepared.target.address) if prepared else str(exc)
+    def _shown(text: str, prepared: Prepared | None) -> str:
+        """An error as recorded or logged: the target's URL, any piece of it, and its
+        secrets hidden."""
+        return scrub(text, prepared.target.address, prepared.target.secrets) if prepared else text
 
     def _failed(
         self, row: outbox.Claimed, exc: DeliveryError, *, code: str | None = None
