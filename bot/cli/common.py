@@ -138,13 +138,21 @@ def reader_options(topics: str | None, locale: str | None, timezone: str | None)
         topics=parse_topics(topics),
         locale=locale or config.default_locale,
         timezone=check_zone(timezone or config.default_timezone),
+        stale_after=config.stale_after,
     )
 
 
 def load_current_state() -> State:
-    from bot.service import state_dir
+    """The newest stored state (what the bot sends), imported from the state files at
+    first use."""
+    from bot.store.states import current_state
 
-    return load_state(state_dir(settings()), base=Path.cwd())
+    return with_database(current_state)
+
+
+def load_state_files(path: Path) -> State:
+    """The state in the files at ``path``, before it is imported."""
+    return load_state(path, base=Path.cwd())
 
 
 def renderer() -> DigestRenderer:

@@ -12,12 +12,11 @@ import typer
 
 from bot.cli.common import (
     check_ids,
-    emit,
     fail,
     load_current_state,
+    load_state_files,
     not_empty,
     parse_moment,
-    plural,
     reader_options,
     renderer,
     settings,
@@ -27,20 +26,12 @@ from bot.cli.subscriptions import find
 from bot.delivery import render_message
 from bot.digest import Window, compose
 from bot.digest.render import FORMATS, JSON_FORMAT
-from bot.errors import StateError
 from bot.outputs import make_context, output_classes
 from bot.outputs.api import ApiOutput
 from bot.outputs.webhooks import WebhookOutput
-from bot.service import state_dir, utc_now
-from bot.state import load_state
-from bot.store import outbox, states
+from bot.store import outbox
 from bot.store import subscriptions as subs
 from bot.store.database import Database
-
-state_app = typer.Typer(
-    help="Inspect, validate and import the briefing state.", no_args_is_help=True
-)
-
 
 CHAT = "chat"  # chat dialects (this template) are previewed as the outputs that post them
 PAYLOADS = (WebhookOutput, ApiOutput)  # outputs whose payloads a preview prints
@@ -108,8 +99,17 @@ def preview(
             callback=check_ids,
         ),
     ] = None,
+    files: Annotated[
+        Path | None,
+        typer.Option(
+            "--files",
+            metavar="PATH",
+            help="Preview the state files at PATH instead of the stored state (to check "
+            "an edit before 'state import').",
+        ),
+    ] = None,
 ) -> None:
-    """Print the digest a reader would get now.
+    """Print the digest a reader would get now, from the stored state (what the bot sends).
 
     Chat formats print the payloads that would be posted.
     """
@@ -130,7 +130,8 @@ def preview(
     options = reader_options(topics, locale, timezone)
     end = parse_moment(now, option="--now", timezone=options.timezone)
     start = parse_moment(since, option="--since", timezone=options.timezone) if since else None
-    digest = compose(load_current_state(), options, Window.ending(end, since=start))
+    state = load_state_files(files) if files is not None else load_current_state()
+    digest = compose(state, options, Window.ending(end, since=start))
     output_cls = output_classes().get(fmt)
     if output_cls is not None and issubclass(output_cls, PAYLOADS):
         output = output_cls(make_context(settings()))
@@ -148,71 +149,3 @@ def schema() -> None:
     from bot.digest.model import webhook_schema
 
     sys.stdout.write(json.dumps(webhook_schema(), indent=2) + "\n")
-
-
-@state_app.command("validate")
-def state_validate(
-    path: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="PATH",
-            help="A state file or directory (default: BRIEFING_STATE_DIR or the shipped state).",
-        ),
-    ] = None,
-) -> None:
-    """Check the state files.
-
-    Prints every problem as file:line: message, and exits 2 if there is any.
-    """
-    target = path or state_dir(settings())
-    try:
-        state = load_state(target)
-    except StateError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem))
-        typer.echo(f"{len(exc.problems)} problem(s) found in {target}", err=True)
-        raise typer.Exit(2) from None
-    counts = ", ".join(
-        plural(len(items), name)
-        for items, name in (
-            (state.topics, "topic"),
-            (state.actors, "actor"),
-            (state.sources, "source"),
-            (state.developments, "development"),
-        )
-    )
-    typer.echo(f"{target}: valid — {counts} (revision {state.revision})")
-
-
-@state_app.command("import")
-def state_import(
-    path: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="PATH",
-            help="A state file or directory (default: BRIEFING_STATE_DIR or the shipped state).",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-) -> None:
-    """Store the state files as the current revision.
-
-    A no-op if nothing changed; the running bot uses it from its next delivery on.
-    """
-    target = path or state_dir(settings())
-    imported = with_database(lambda db: states.import_state(db, target, now=utc_now()))
-    verb = (
-        "imported as a new revision"
-        if imported.created
-        else "unchanged: already the current revision"
-    )
-    emit(
-        {
-            "revision": imported.revision,
-            "created": imported.created,
-            "path": str(target),
-            "developments": len(imported.state.developments),
-        },
-        as_json=as_json,
-        text=f"{target}: {verb} {imported.revision} ({len(imported.state.developments)} developments)",
-    )

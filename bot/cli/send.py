@@ -213,6 +213,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
         clock=utc_now,
         concurrency=config.concurrency,
         send_timeout=config.send_timeout.total_seconds(),
+        stale_after=config.stale_after,
     )
     try:
         chosen = [await find(db, i) for i in ids]
