@@ -143,6 +143,14 @@ def reader_options(topics: str | None, locale: str | None, timezone: str | None)
 
 
 def load_current_state() -> State:
+    """The state files in use (``BRIEFING_STATE_DIR`` or the shipped ones): their topics
+    are the ones editors cannot change, for checking a reader's options."""
+    from bot.service import state_dir
+
+    return load_state(state_dir(settings()), base=Path.cwd())
+
+
+def stored_state() -> State:
     """The newest stored state (what the bot sends), imported from the state files at
     first use."""
     from bot.store.states import current_state

@@ -13,13 +13,13 @@ import typer
 from bot.cli.common import (
     check_ids,
     fail,
-    load_current_state,
     load_state_files,
     not_empty,
     parse_moment,
     reader_options,
     renderer,
     settings,
+    stored_state,
     with_database,
 )
 from bot.cli.subscriptions import find
@@ -104,8 +104,8 @@ def preview(
         typer.Option(
             "--files",
             metavar="PATH",
-            help="Preview the state files at PATH instead of the stored state (to check "
-            "an edit before 'state import').",
+            help="Preview the state files at PATH, to check an edit before 'state import' "
+            "(default: the stored state, what the bot sends).",
         ),
     ] = None,
 ) -> None:
@@ -130,7 +130,7 @@ def preview(
     options = reader_options(topics, locale, timezone)
     end = parse_moment(now, option="--now", timezone=options.timezone)
     start = parse_moment(since, option="--since", timezone=options.timezone) if since else None
-    state = load_state_files(files) if files is not None else load_current_state()
+    state = load_state_files(files) if files is not None else stored_state()
     digest = compose(state, options, Window.ending(end, since=start))
     output_cls = output_classes().get(fmt)
     if output_cls is not None and issubclass(output_cls, PAYLOADS):

@@ -17,7 +17,6 @@ from bot.cli.common import (
     err_console,
     escaped,
     fail,
-    load_current_state,
     not_empty,
     numeric,
     parse_moment,
@@ -25,6 +24,7 @@ from bot.cli.common import (
     renderer,
     settings,
     setup_logging,
+    stored_state,
     table,
 )
 from bot.cli.subscriptions import deliveries_table, delivery_view, find
@@ -128,7 +128,7 @@ def send(
         check_target(to, kind)
         options = reader_options(topics, locale, timezone)
         end = parse_moment(now, option="--now", timezone=options.timezone)
-        digest = compose(load_current_state(), options, Window.ending(end))
+        digest = compose(stored_state(), options, Window.ending(end))
         outcome = asyncio.run(
             one_off(to, kind=kind, secrets=tuple(secret or ()), digest=digest, dry_run=dry_run)
         )

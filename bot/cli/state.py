@@ -111,7 +111,7 @@ def state_validate(path: PathArg = None) -> None:
             (state.actors, "actor"),
             (state.sources, "source"),
             (state.developments, "development"),
-            (state.changes, "change"),
+            *([(state.changes, "change")] if state.changes else []),
         )
     )
     typer.echo(f"{target}: valid — {counts} (revision {state.revision})")

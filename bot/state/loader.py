@@ -168,7 +168,8 @@ def _parse(
             problems.append(Problem(display, doc.line(tuple(error["loc"])), _describe(error)))
         return doc, None, problems
     if not any(parsed.model_dump(exclude_defaults=True).values()):
-        sections = ", ".join(model.model_fields)
+        fields = list(model.model_fields)
+        sections = ", ".join(fields[:-1]) + " or " + fields[-1]
         problems.append(Problem(display, doc.line(()), f"the file defines nothing (no {sections})"))
     return doc, parsed, problems
 
