@@ -1,4 +1,4 @@
-"""``briefing preview`` and ``briefing state …``."""
+"""``briefing preview`` and ``briefing schema``."""
 
 from __future__ import annotations
 

@@ -40,7 +40,9 @@ PathArg = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 By = Annotated[
     str | None,
-    typer.Option("--by", metavar="NAME", help="Author (default: BRIEFING_EDITOR, the OS user)."),
+    typer.Option(
+        "--by", metavar="NAME", help="Author (default: BRIEFING_EDITOR, else the OS user)."
+    ),
 ]
 Because = Annotated[
     str, typer.Option("--because", metavar="TEXT", help="Why (kept in the history; required).")
@@ -50,7 +52,8 @@ Expect = Annotated[
     typer.Option(
         "--expect-revision",
         metavar="N",
-        help="Refuse unless the item is still at this revision (see 'state history ID').",
+        help="Refuse unless the item is still at this revision (see 'state history ID'; "
+        "default: needed only on top of another editor's change).",
     ),
 ]
 
@@ -179,6 +182,9 @@ def state_add(
     )
 
 
+_SAME = "The new text (default: unchanged)."
+
+
 def _split(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -191,19 +197,29 @@ def state_update(
     because: Because,
     standing: Annotated[
         str | None,
-        typer.Option(metavar="S", help="confirmed, claimed, contested or expected."),
+        typer.Option(
+            metavar="S", help="confirmed, claimed, contested or expected (default: unchanged)."
+        ),
     ] = None,
-    title_en: Annotated[str | None, typer.Option("--title-en", metavar="TEXT")] = None,
-    title_fr: Annotated[str | None, typer.Option("--title-fr", metavar="TEXT")] = None,
-    summary_en: Annotated[str | None, typer.Option("--summary-en", metavar="TEXT")] = None,
-    summary_fr: Annotated[str | None, typer.Option("--summary-fr", metavar="TEXT")] = None,
+    title_en: Annotated[str | None, typer.Option("--title-en", metavar="TEXT", help=_SAME)] = None,
+    title_fr: Annotated[str | None, typer.Option("--title-fr", metavar="TEXT", help=_SAME)] = None,
+    summary_en: Annotated[
+        str | None, typer.Option("--summary-en", metavar="TEXT", help=_SAME)
+    ] = None,
+    summary_fr: Annotated[
+        str | None, typer.Option("--summary-fr", metavar="TEXT", help=_SAME)
+    ] = None,
     reported_by: Annotated[
         str | None,
-        typer.Option("--reported-by", metavar="A,B", help="Who now reports or claims it."),
+        typer.Option(
+            "--reported-by",
+            metavar="A,B",
+            help="Who now reports or claims it (default: unchanged).",
+        ),
     ] = None,
     add_source: Annotated[
         list[str] | None,
-        typer.Option("--add-source", metavar="SRC", help="A source id (repeatable)."),
+        typer.Option("--add-source", metavar="SRC", help="A source id to add (default: none)."),
     ] = None,
     expect_revision: Expect = None,
     by: By = None,
