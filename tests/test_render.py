@@ -171,7 +171,7 @@ def test_empty_window_is_said_plainly(seed_state, renderer) -> None:
 def test_json_form_is_versioned_and_round_trips(seed_state, renderer) -> None:
     digest = digest_for(seed_state, "fr")
     data = json.loads(renderer.render(digest, "json"))
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["locale"] == "fr" and data["timezone"] == "Europe/Paris"
     assert Digest.model_validate(data) == digest
 

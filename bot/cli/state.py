@@ -107,16 +107,15 @@ def state_validate(path: PathArg = None) -> None:
             typer.echo(str(problem))
         typer.echo(f"{len(exc.problems)} problem(s) found in {target}", err=True)
         raise typer.Exit(2) from None
-    counts = ", ".join(
-        plural(len(items), name)
-        for items, name in (
-            (state.topics, "topic"),
-            (state.actors, "actor"),
-            (state.sources, "source"),
-            (state.developments, "development"),
-            *([(state.changes, "change")] if state.changes else []),
-        )
-    )
+    sizes = [
+        (len(state.topics), "topic"),
+        (len(state.actors), "actor"),
+        (len(state.sources), "source"),
+        (len(state.developments), "development"),
+    ]
+    if state.changes:
+        sizes.append((len(state.changes), "change"))
+    counts = ", ".join(plural(size, name) for size, name in sizes)
     typer.echo(f"{target}: valid — {counts} (revision {state.revision})")
 
 

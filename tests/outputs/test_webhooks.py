@@ -35,7 +35,7 @@ async def test_generic_is_signed_per_standard_webhooks(receiver, context, render
     assert re.fullmatch(r"\d{10}", headers["webhook-timestamp"])
     assert re.fullmatch(r"v1,[A-Za-z0-9+/=]+", headers["webhook-signature"])
     payload = Webhook(secret).verify(request.body, headers)
-    assert payload["type"] == "briefing.digest" and payload["schema_version"] == 1
+    assert payload["type"] == "briefing.digest" and payload["schema_version"] == 2
     assert payload["digest"]["story"] == digest.story
     assert "Pokrovsk" in payload["text"] and "Pokrovsk" in payload["markdown"]
     assert payload["html"].startswith("<!DOCTYPE html>")

@@ -68,7 +68,7 @@ async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"subscriptions", "deliveries", "state_revisions"} <= names
-    assert version == "0004"
+    assert version == "0005"
 
 
 async def test_outbox_key_is_unique_per_subscription_and_period(db) -> None:
