@@ -151,10 +151,14 @@ def load_current_state() -> State:
 
 
 def stored_state() -> State:
-    """The newest stored state (what the bot sends), imported from the state files at
-    first use."""
+    """The newest stored state (what the bot sends); the state files while there is no
+    database yet (a SQLite file not made), so that a preview creates nothing."""
+    from bot.store.database import database_file
     from bot.store.states import current_state
 
+    path = database_file(settings().database_url)
+    if path is not None and not path.is_file():
+        return load_current_state()
     return with_database(current_state)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_skeleton, format_time, get_timezone_location
@@ -11,7 +12,6 @@ from babel.numbers import format_decimal
 from babel.units import format_unit
 
 from bot.digest.model import FigureView, SourceView, WhenView
-from bot.state.model import check_timezone
 
 BABEL_LOCALES = {"en": "en_GB", "fr": "fr_FR"}
 
@@ -162,13 +162,13 @@ def zone_label(zone: str, locale: str) -> str:
 
 def moment(value: datetime, locale: str, zone: str) -> str:
     """A point in time in the reader's zone: ``2 December 2025, 08:00 (Paris time)``."""
-    local = value.astimezone(check_timezone(zone))
+    local = value.astimezone(ZoneInfo(zone))
     return f"{long_date(local, locale)}, {short_time(local, locale)} ({zone_label(zone, locale)})"
 
 
 def day_in(value: datetime, locale: str, zone: str) -> str:
     """The day of ``value`` in the reader's zone: ``2 December 2025``."""
-    return long_date(value.astimezone(check_timezone(zone)), locale)
+    return long_date(value.astimezone(ZoneInfo(zone)), locale)
 
 
 def language_name(code: str, locale: str) -> str:
