@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -171,6 +172,7 @@ def day_in(value: datetime, locale: str, zone: str) -> str:
     return long_date(value.astimezone(ZoneInfo(zone)), locale)
 
 
+@cache
 def language_name(code: str, locale: str) -> str:
     """``French`` / ``français``."""
     names = Locale.parse(BABEL_LOCALES[locale]).languages
