@@ -37,6 +37,11 @@ class StateError(BriefingError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class EditConflict(BriefingError):
+    """An edit of the state was refused so as not to undo or overwrite another one: the
+    item changed since the editor's ``--expect-revision``, or an import would undo edits."""
+
+
 class DeliveryError(BriefingError):
     """A message could not be delivered.
 

@@ -146,6 +146,7 @@ async def serve(
             clock=clock,
             concurrency=settings.concurrency,
             send_timeout=settings.send_timeout.total_seconds(),
+            stale_after=settings.stale_after,
         )
         stack.push_async_callback(worker.close)
         await worker.check()  # an operator's mistake stops here, before anything is sent

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     catchup: timedelta = Field(default=timedelta(hours=6))
     concurrency: int = Field(default=64, ge=1, le=4096)
     send_timeout: timedelta = Field(default=timedelta(minutes=5))
+    stale_after: timedelta = Field(default=timedelta(days=3))
+    editor: str | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
@@ -136,7 +138,7 @@ class Settings(BaseSettings):
         EgressAllowlist.parse(value)  # a ValueError names the entry
         return value
 
-    @field_validator("catchup", "send_timeout", mode="before")
+    @field_validator("catchup", "send_timeout", "stale_after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value)

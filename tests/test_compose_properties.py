@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bot.digest import ReaderOptions, Window, compose
 from bot.errors import ConfigError
 from bot.state import State
+from bot.state.history import Version
 from bot.state.model import Development, Source, When
 
 SEED_SOURCE = "report-2025-12-02"
@@ -81,13 +82,19 @@ def development(
 def with_extra(
     state: State, developments: Iterable[Development], sources: Iterable[Source] = ()
 ) -> State:
-    """The state with more developments (in the loader's order) and sources."""
+    """The state with more developments (in the loader's order, each with its one
+    version) and sources."""
+    developments = list(developments)
     return dataclasses.replace(
         state,
         sources={**state.sources, **{s.id: s for s in sources}},
         developments=tuple(
             sorted([*state.developments, *developments], key=lambda d: (d.recorded, d.id))
         ),
+        history={
+            **state.history,
+            **{d.id: (Version(1, d.recorded, "recorded", d),) for d in developments},
+        },
     )
 
 

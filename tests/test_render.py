@@ -68,7 +68,7 @@ FACTS = {
         "Kirill Dmitriev",
         "Selon Dmitri Peskov (porte-parole du Kremlin)",
         "aussi longtemps que nécessaire",
-        "après 15:00 heure de Paris (17:00 heure de Moscou), mardi 2 décembre 2025",
+        "après 15\u00a0h heure de Paris (17\u00a0h heure de Moscou), mardi 2 décembre 2025",
         "Selon le Kremlin",
         "Kushner participerait",
         "Selon la Maison Blanche",
@@ -149,7 +149,10 @@ def test_contested_claim_shows_both_sides_attributed(seed_state, renderer) -> No
 
 def test_french_typography(seed_state, renderer) -> None:
     text = renderer.render(digest_for(seed_state, "fr"), "text")
-    assert "Où en est-on\u00a0: " in text and "Chiffres clés\u00a0:" in text
+    assert "Où en est-on (2 décembre 2025)\u202f: " in text and "Chiffres clés\u202f:" in text
+    assert "« " not in text and " »" not in text and " ;" not in text and " :" not in text
+    assert "«\u202ftrès optimiste\u202f»" in text and "Pokrovsk a été prise\u202f;" in text
+    assert "17 h" not in text and "17:00" not in text and "17\u00a0h" in text
     first = renderer.render(
         digest_for(seed_state, "fr", now=datetime(2026, 3, 1, 8, tzinfo=UTC)), "text"
     )
@@ -160,15 +163,15 @@ def test_empty_window_is_said_plainly(seed_state, renderer) -> None:
     later = datetime(2026, 1, 10, 7, 0, tzinfo=UTC)
     en = renderer.render(digest_for(seed_state, "en", now=later), "text")
     fr = renderer.render(digest_for(seed_state, "fr", now=later), "text")
-    assert "No new developments since 9 January 2026, 08:00 Paris time." in en
-    assert "Aucun nouveau développement depuis le 9 janvier 2026, 08:00 heure de Paris." in fr
+    assert "No new developments since 9 January 2026, 08:00 (Paris time)." in en
+    assert "Aucun nouveau développement depuis le 9 janvier 2026, 8\u00a0h (heure de Paris)." in fr
     assert "What's new" not in en
 
 
 def test_json_form_is_versioned_and_round_trips(seed_state, renderer) -> None:
     digest = digest_for(seed_state, "fr")
     data = json.loads(renderer.render(digest, "json"))
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["locale"] == "fr" and data["timezone"] == "Europe/Paris"
     assert Digest.model_validate(data) == digest
 
@@ -311,5 +314,5 @@ def test_cli_preview_since_and_naive_times_use_reader_zone(run) -> None:
         "Europe/Paris",
     )
     assert result.returncode == 0, result.stderr
-    assert "New since 2 December 2025, 13:00 Paris time" in result.stdout
+    assert "New since 2 December 2025, 13:00 (Paris time)" in result.stdout
     assert "Wednesday 3 December 2025" in result.stdout

@@ -520,7 +520,9 @@ def test_a_file_that_defines_nothing_is_reported(tmp_path: Path) -> None:
     extra = tmp_path / "zz_extra.yaml"
     extra.write_text("# nothing yet\ndevelopments: []\n", encoding="utf-8")
     assert_refused(
-        extra, 2, "the file defines nothing (no story, topics, actors, sources or developments)"
+        extra,
+        2,
+        "the file defines nothing (no story, topics, actors, sources, developments or changes)",
     )
 
 

@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from bot.cli import digest, feeds, outputs, secrets, send, subscriptions
+from bot.cli import digest, feeds, outputs, secrets, send, state, subscriptions
 from bot.cli.common import escaped, settings, setup_logging
 from bot.errors import BriefingError, ConfigError, StateError
 
@@ -52,6 +52,8 @@ ENVIRONMENT = {
     "BRIEFING_CATCHUP": "how late a missed period may still be sent (default 6h)",
     "BRIEFING_CONCURRENCY": "sends in flight per process (default 64)",
     "BRIEFING_SEND_TIMEOUT": "time one delivery may take before it is retried (default 5m)",
+    "BRIEFING_STALE_AFTER": "age of the state after which digests say it is not current (3d)",
+    "BRIEFING_EDITOR": "author of state edits when --by is not given (default: the OS user)",
 }
 
 
@@ -164,7 +166,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: flags without metavars, no text wrapped in boxes
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
-app.add_typer(digest.state_app, name="state")
+app.add_typer(state.state_app, name="state")
 app.add_typer(subscriptions.subscribe_app, name="subscribe")
 app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
 app.add_typer(secrets.secrets_app, name="secrets")

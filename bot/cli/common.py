@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -91,6 +91,20 @@ def reader_options(topics: str | None, locale: str | None, timezone: str | None)
 
 def load_current_state() -> State:
     return current_state(settings())
+
+
+def with_stored(
+    work: Callable[[Database | None], Coroutine[Any, Any, T]], *, needed: bool = False
+) -> T:
+    """Run ``work`` on the database (what the bot sends from), or on None while there is
+    no database yet (a SQLite file not made) unless it is ``needed``, so that a preview or
+    a one-off send creates nothing."""
+    from bot.store.database import database_file
+
+    path = database_file(settings().database_url)
+    if path is not None and not path.is_file() and not needed:
+        return asyncio.run(work(None))
+    return with_database(work)
 
 
 def renderer() -> DigestRenderer:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,25 +16,24 @@ from bot.cli.common import (
     err_console,
     escaped,
     fail,
-    load_current_state,
     not_empty,
-    parse_moment,
-    reader_options,
     renderer,
     settings,
     setup_logging,
     table,
+    with_stored,
 )
 from bot.cli.subscriptions import deliveries_table
 from bot.delivery import Status
-from bot.digest import Window, compose
 from bot.operations import deliveries as log
+from bot.operations import preview as preview_ops
 from bot.operations import sending
 from bot.outputs import make_context
 from bot.redact import mask_target
 from bot.service import open_database, utc_now
 from bot.store import outbox
 from bot.store import subscriptions as subs
+from bot.store.database import Database
 from bot.worker import Worker, send_and_wait
 
 
@@ -124,15 +123,16 @@ def send(
     setup_logging(level=logging.WARNING)  # problems only, printed above the progress bar
     if to:
         check_target(to, kind)
-        options = reader_options(topics, locale, timezone)
-        end = parse_moment(now, option="--now", timezone=options.timezone)
-        digest = compose(load_current_state(), options, Window.ending(end))
-        outcome = asyncio.run(
-            sending.send_once(
+        reader = preview_ops.Reader(topics=topics, locale=locale, timezone=timezone, now=now)
+
+        async def once(db: Database | None) -> dict[str, Any]:
+            return await sending.send_once(
                 settings(), renderer(), to, kind=kind, secrets=tuple(secret or ()),
-                digest=digest, dry_run=dry_run, clock=utc_now,
-            )
-        )  # fmt: skip
+                digest=await preview_ops.digest_for(db, settings(), reader), dry_run=dry_run,
+                clock=utc_now,
+            )  # fmt: skip
+
+        outcome = with_stored(once)
         lines = [f"{outcome['kind']} → {escaped(outcome['target'])}: {escaped(outcome['result'])}"]
         if outcome.get("new_secret"):
             lines.append(f"signing secret (shown once, keep it): {outcome['new_secret']}")
@@ -171,6 +171,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
         clock=utc_now,
         concurrency=config.concurrency,
         send_timeout=config.send_timeout.total_seconds(),
+        stale_after=config.stale_after,
     )
     try:
         checked = await sending.plan_send(db, ids, force=force)

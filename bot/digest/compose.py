@@ -6,10 +6,12 @@ import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.digest.model import (
     ActorView,
+    ChangeView,
     DevelopmentView,
     Digest,
     FigureView,
@@ -21,20 +23,25 @@ from bot.digest.model import (
     WhenView,
 )
 from bot.errors import ConfigError
-from bot.state.loader import State
+from bot.state.history import Version, standing_at
+from bot.state.loader import State, at_moment
 from bot.state.model import LOCALES, Development, Standing, When, check_timezone
 
 GLANCE_SIZE = 3
 FIRST_WINDOW = timedelta(hours=24)
+STALE_AFTER = timedelta(days=3)
 
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """What a reader chose: topics (None for all), language and timezone."""
+    """What a reader chose: topics (None for all), language and timezone; and after how
+    long without a change the digest says the briefing is not current (the operator's
+    ``BRIEFING_STALE_AFTER``)."""
 
     topics: tuple[str, ...] | None = None
     locale: str = "en"
     timezone: str = "UTC"
+    stale_after: timedelta = STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -89,30 +96,57 @@ def compose(
 ) -> Digest:
     """Build the Digest for one reader and one window, with the reports from news feeds
     among ``news`` filed in the window under the reader's topics. Raises ``ConfigError`` on
-    bad options."""
+    bad options.
+
+    The digest shows the state as it stood at the window's end, and what changed within
+    the window: new developments, changed standings, corrections, retractions and status
+    lines.
+    """
     zone = check_options(state, options)
     locale = options.locale
     topics = list(options.topics or state.topics)
-    known = [d for d in state.developments if d.topic in topics and d.recorded < window.end]
-    new = [d for d in known if d.recorded >= window.start]
+    at_end = at_moment(state, window.end)
+    at_start = at_moment(state, window.start)
+    known = sorted(
+        (
+            v.development
+            for v in at_end.values()
+            if not v.retracted and v.development.topic in topics
+        ),
+        key=lambda d: (d.recorded, d.id),
+    )
+    new = [d for d in known if d.id not in at_start]
     new_ids = {d.id for d in new}
+    changes = _changes(state, at_start, at_end, window, topics)
 
     def view(dev: Development) -> DevelopmentView:
         return _development_view(state, dev, locale=locale, zone=zone, is_new=dev.id in new_ids)
 
     sections = []
     figure_sources: set[str] = set()
+    status_changed = False
     for topic_id in topics:
         topic = state.topics[topic_id]
         mine = [d for d in known if d.topic == topic_id]
         fresh = [d for d in new if d.topic == topic_id and d.standing is not Standing.EXPECTED]
         figure_sources.update(src for d in mine if d.figures for src in d.sources)
+        status = standing_at(state.statuses[topic_id], window.end)
+        before = standing_at(state.statuses[topic_id], window.start)
+        changed = status is not None and before is not None and status is not before
+        status_changed |= changed
         sections.append(
             Section(
                 topic=topic_id,
                 name=topic.name.get(locale),
-                status=topic.status.get(locale),
+                status=status.text.get(locale) if status else None,
+                status_since=status.at.astimezone(zone) if status and status.at else None,
+                status_changed=changed,
                 new=[view(d) for d in _by_importance(fresh)],
+                changes=[
+                    _change_view(c, view(c.version.development), zone)
+                    for c in changes
+                    if c.version.development.topic == topic_id
+                ],
                 contested=[view(d) for d in mine if d.standing is Standing.CONTESTED],
                 figures=[f for d in mine for f in view(d).figures],
             )
@@ -124,20 +158,37 @@ def compose(
         and (d.when is None or latest_moment(d.when) >= window.start)
     ]
     watch.sort(key=lambda d: (d.when is None, d.when.local() if d.when else window.end, d.id))
-    if new:
+    glance = [
+        GlanceItem(topic=d.topic, text=d.title.get(locale), development=d.id)
+        for d in _by_importance(new)[:GLANCE_SIZE]
+    ]
+    glance += [
+        GlanceItem(
+            topic=c.version.development.topic,
+            text=c.version.development.title.get(locale),
+            development=c.version.development.id,
+            change=c.kind,
+        )
+        for c in _by_importance_changes(changes)[: GLANCE_SIZE - len(glance)]
+    ]
+    if not glance:
         glance = [
-            GlanceItem(topic=d.topic, text=d.title.get(locale), development=d.id)
-            for d in _by_importance(new)[:GLANCE_SIZE]
+            GlanceItem(topic=s.topic, text=s.status, since=s.status_since)
+            for s in sections
+            if s.status is not None
         ]
-    else:
-        glance = [GlanceItem(topic=s.topic, text=s.status) for s in sections]
     shown = {
         dev.id: dev
-        for dev in [*(d for s in sections for d in (*s.new, *s.contested)), *map(view, watch)]
+        for dev in [
+            *(d for s in sections for d in (*s.new, *s.contested)),
+            *(c.development for s in sections for c in s.changes),
+            *map(view, watch),
+        ]
     }
     cited = {src for dev in shown.values() for src in dev.sources} | figure_sources
     now = window.end.astimezone(zone)
     reports = news_in(news, topics, window)
+    as_of = _as_of(state, window.end)
     return Digest(
         story=state.story.title.get(locale),
         locale="fr" if locale == "fr" else "en",
@@ -147,7 +198,9 @@ def compose(
         window_start=window.start.astimezone(zone),
         window_end=now,
         state_revision=state.revision,
-        is_empty=not new and not reports,
+        as_of=as_of.astimezone(zone) if as_of else None,
+        stale=as_of is not None and window.end - as_of > options.stale_after,
+        is_empty=not new and not changes and not status_changed and not reports,
         at_a_glance=glance,
         sections=sections,
         watch_next=[view(d) for d in watch],
@@ -160,6 +213,73 @@ def news_in(news: Sequence[NewsView], topics: Sequence[str], window: Window) -> 
     """The reports filed in ``window`` under one of ``topics``, oldest first."""
     found = [n for n in news if n.topic in topics and window.start <= n.recorded < window.end]
     return sorted(found, key=lambda n: (n.recorded, n.id))
+
+
+def _as_of(state: State, end: datetime) -> datetime | None:
+    """When the state last changed before ``end``: its latest development version or
+    status line recorded by then."""
+    moments = [v.at for vs in state.history.values() for v in vs if v.at < end]
+    moments += [
+        v.at for vs in state.statuses.values() for v in vs if v.at is not None and v.at < end
+    ]
+    return max(moments, default=None)
+
+
+@dataclass(frozen=True)
+class _Change:
+    kind: Literal["standing", "corrected", "updated", "retracted"]
+    version: Version  # the newest in the window
+    previous: Version  # what stood at the window's start
+    reason: str
+
+
+def _changes(
+    state: State,
+    at_start: dict[str, Version],
+    at_end: dict[str, Version],
+    window: Window,
+    topics: list[str],
+) -> list[_Change]:
+    """Developments known at the window's start that changed within it, once each: a
+    retraction, else a new standing, else a correction, else an update (a new source)."""
+    found = []
+    for dev_id, before in at_start.items():
+        after = at_end[dev_id]
+        if before.retracted or after is before or after.development.topic not in topics:
+            continue
+        inside = [v for v in state.history[dev_id] if window.start <= v.at < window.end]
+        if after.retracted:
+            kind: Literal["standing", "corrected", "updated", "retracted"] = "retracted"
+        elif after.development.standing is not before.development.standing:
+            kind = "standing"
+        elif any(v.kind == "corrected" for v in inside):
+            kind = "corrected"
+        else:
+            kind = "updated"
+        reasons = [
+            v.because for v in inside if v.because and (kind != "standing" or v.kind == "standing")
+        ]
+        found.append(_Change(kind, after, before, reasons[-1] if reasons else ""))
+    return found
+
+
+def _by_importance_changes(changes: list[_Change]) -> list[_Change]:
+    order = {"retracted": 0, "standing": 1, "corrected": 2, "updated": 3}
+    return sorted(
+        (c for c in changes if c.kind != "updated"),
+        key=lambda c: (order[c.kind], -c.version.development.importance, c.version.at),
+    )
+
+
+def _change_view(change: _Change, development: DevelopmentView, zone: ZoneInfo) -> ChangeView:
+    previous = change.previous.development.standing
+    return ChangeView(
+        kind=change.kind,
+        development=development,
+        previous_standing=previous.value if change.kind == "standing" else None,
+        at=change.version.at.astimezone(zone),
+        reason=change.reason,
+    )
 
 
 def _by_importance(devs: Iterable[Development]) -> list[Development]:
@@ -213,6 +333,11 @@ def _development_view(
                 unit=f.unit,
                 approximate=f.approximate,
                 development=dev.id,
+                period=_when_view(period, zone) if (period := f.when or dev.when) else None,
+                estimate=f.estimate,
+                estimated_by=[_actor_view(state, a, locale) for a in dev.reported_by]
+                if f.estimate
+                else [],
             )
             for f in dev.figures
         ],
@@ -224,8 +349,10 @@ def _source_view(state: State, source_id: str, locale: str) -> SourceView:
     source = state.sources[source_id]
     return SourceView(
         id=source.id,
-        title=source.title.get(locale),
+        kind=source.kind.get(locale) if source.kind else None,
+        title=source.title.get(locale) if source.title else None,
         publisher=source.publisher.get(locale) if source.publisher else None,
         published=source.published,
+        language=source.language,
         url=source.url,
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_skeleton, format_time, get_timezone_location
 from babel.numbers import format_decimal
 from babel.units import format_unit
 
-from bot.digest.model import FigureView, WhenView
+from bot.digest.model import FigureView, SourceView, WhenView
 
 BABEL_LOCALES = {"en": "en_GB", "fr": "fr_FR"}
 
@@ -38,6 +42,25 @@ LABELS: dict[str, dict[str, str]] = {
         "footer": "Every item is attributed to its source. Claims are marked as such.",
         "colon": ":",
         "semicolon": ";",
+        "as_of": "Situation as of {moment}.",
+        "nothing_recorded": "Nothing recorded yet as of {moment}.",
+        "stale": (
+            "Notice: this briefing has not been updated since {moment}; "
+            "it may not reflect the latest events."
+        ),
+        "status_dated": "Where it stands ({date})",
+        "status_changed": "Where it stands (updated {date})",
+        "no_status": "No status recorded yet.",
+        "changes": "Changes",
+        "change_standing": "Standing changed",
+        "change_corrected": "Correction",
+        "change_updated": "Update",
+        "change_retracted": "Retracted",
+        "reason": "Reason",
+        "estimate_by": "estimate by {who}",
+        "source_untitled": "{language}-language {kind} of {date}",
+        "publisher_unnamed": "publisher not named",
+        "in_language": "in {language}",
     },
     "fr": {
         "at_a_glance": "En bref",
@@ -64,8 +87,27 @@ LABELS: dict[str, dict[str, str]] = {
         "footer": (
             "Chaque élément est attribué à sa source. Les affirmations sont signalées comme telles."
         ),
-        "colon": "\u00a0:",
+        "colon": "\u202f:",
         "semicolon": "\u202f;",
+        "as_of": "Situation au {moment}.",
+        "nothing_recorded": "Rien n'est encore enregistré au {moment}.",
+        "stale": (
+            "Avertissement : ce bulletin n'a pas été mis à jour depuis le {moment} ; "
+            "il peut ne pas refléter les derniers événements."
+        ),
+        "status_dated": "Où en est-on ({date})",
+        "status_changed": "Où en est-on (mis à jour le {date})",
+        "no_status": "Aucun point de situation enregistré.",
+        "changes": "Changements",
+        "change_standing": "Changement de statut",
+        "change_corrected": "Correction",
+        "change_updated": "Mise à jour",
+        "change_retracted": "Retiré",
+        "reason": "Motif",
+        "estimate_by": "estimation avancée par {who}",
+        "source_untitled": "{kind} en {language} du {date}",
+        "publisher_unnamed": "éditeur non nommé",
+        "in_language": "en {language}",
     },
 }
 
@@ -115,6 +157,9 @@ def full_date(value: date | datetime, locale: str) -> str:
 
 
 def short_time(value: datetime, locale: str) -> str:
+    """``17:00`` in English; ``17 h``, ``17 h 30`` in French (a no-break space before h)."""
+    if locale == "fr":
+        return f"{value.hour}\u00a0h" + (f"\u00a0{value.minute:02d}" if value.minute else "")
     return format_time(value, "HH:mm", locale=BABEL_LOCALES[locale])
 
 
@@ -127,8 +172,78 @@ def zone_label(zone: str, locale: str) -> str:
 
 
 def moment(value: datetime, locale: str, zone: str) -> str:
-    """A point in time in the reader's zone: ``2 December 2025, 08:00 Paris time``."""
-    return f"{long_date(value, locale)}, {short_time(value, locale)} {zone_label(zone, locale)}"
+    """A point in time in the reader's zone: ``2 December 2025, 08:00 (Paris time)``."""
+    local = value.astimezone(ZoneInfo(zone))
+    return f"{long_date(local, locale)}, {short_time(local, locale)} ({zone_label(zone, locale)})"
+
+
+def day_in(value: datetime, locale: str, zone: str) -> str:
+    """The day of ``value`` in the reader's zone: ``2 December 2025``."""
+    return long_date(value.astimezone(ZoneInfo(zone)), locale)
+
+
+@cache
+def language_name(code: str, locale: str) -> str:
+    """``French`` / ``français``."""
+    names = Locale.parse(BABEL_LOCALES[locale]).languages
+    return str(names.get(code, code))
+
+
+def source_text(source: SourceView, locale: str) -> str:
+    """A source as what it is: its title and publisher when it has them, else its kind,
+    language and date (``French-language news report of 2 December 2025, publisher not
+    named``)."""
+    published = long_date(source.published, locale)
+    if source.title:
+        text = source.title + (f", {source.publisher}" if source.publisher else "")
+        text += ", " + label("published", locale, date=published)
+        if source.language != locale:
+            text += f" ({label('in_language', locale, language=language_name(source.language, locale))})"
+        return text
+    text = short_source(source, locale)
+    publisher = source.publisher or label("publisher_unnamed", locale)
+    return f"{text}, {publisher}"
+
+
+def short_source(source: SourceView, locale: str) -> str:
+    """How an item cites its source: the title, or ``French-language news report of
+    2 December 2025``."""
+    if source.title:
+        return source.title
+    text = label(
+        "source_untitled",
+        locale,
+        language=language_name(source.language, locale),
+        kind=source.kind or "",
+        date=long_date(source.published, locale),
+    )
+    return text[:1].upper() + text[1:]
+
+
+_FR_PUNCTUATION = re.compile(
+    r"(&#?\w+;)"  # an HTML entity, left as it is
+    r"|(?<=[^\s\u202f])[ \u00a0]?([;:!?])(?=\s|$|[*_)\]»<])"
+    r"|«[ \u00a0]?(?!\u202f)"
+    r"|(?<![\s\u202f])[ \u00a0]?»"
+    r"|\b(\d{1,2}) ?h(?: ?(\d\d))?\b"
+)
+
+
+def french_typography(text: str) -> str:
+    """French spacing: a narrow no-break space (U+202F) before ``; : ! ?`` and inside
+    « », and hours written ``17 h`` / ``17 h 30`` with no-break spaces. Idempotent;
+    URLs, times such as ``17:00`` and HTML entities are left alone."""
+
+    def fix(match: re.Match[str]) -> str:
+        if match[1]:
+            return match[1]
+        if match[2]:
+            return "\u202f" + match[2]
+        if match[3]:
+            return f"{match[3]}\u00a0h" + (f"\u00a0{match[4]}" if match[4] else "")
+        return "«\u202f" if match[0].startswith("«") else "\u202f»"
+
+    return _FR_PUNCTUATION.sub(fix, text)
 
 
 def when_text(when: WhenView | None, locale: str, reader_zone: str) -> str:
@@ -156,8 +271,25 @@ def when_text(when: WhenView | None, locale: str, reader_zone: str) -> str:
     return f"{time}, {full_date(reader_time, locale)}"
 
 
+def figure_label(figure: FigureView, locale: str, reader_zone: str) -> str:
+    """The figure's label with the period it describes: ``Russian territorial gains,
+    November 2025``."""
+    if figure.period is None:
+        return figure.label
+    return f"{figure.label}, {when_text(figure.period, locale, reader_zone)}"
+
+
 def figure_text(figure: FigureView, locale: str) -> str:
-    """``about 701 km²`` / ``environ 701 km²``."""
+    """``about 701 km²`` / ``environ 701 km²``, and whose estimate it is when it is one
+    (``about 701 km² (estimate by unnamed specialised institutes)``)."""
+    text = _figure_value(figure, locale)
+    if figure.estimate:
+        who = ", ".join(a.name for a in figure.estimated_by)
+        text += f" ({label('estimate_by', locale, who=who)})" if who else ""
+    return text
+
+
+def _figure_value(figure: FigureView, locale: str) -> str:
     babel_locale = BABEL_LOCALES[locale]
     value = int(figure.value) if figure.value.is_integer() else figure.value
     if figure.unit:

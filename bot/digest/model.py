@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class _View(BaseModel):
@@ -45,6 +45,9 @@ class FigureView(_View):
     unit: str | None = None
     approximate: bool = False
     development: str
+    period: WhenView | None = None  # the period the figure describes
+    estimate: bool = False  # an estimate, by ``estimated_by``
+    estimated_by: list[ActorView] = []
 
 
 class DevelopmentView(_View):
@@ -63,26 +66,45 @@ class DevelopmentView(_View):
     sources: list[str]
 
 
+class ChangeView(_View):
+    """A development that existed before the window and changed in it: its standing
+    (``previous_standing`` → the development's), a correction or an update, or a
+    retraction; ``reason`` is the editor's."""
+
+    kind: Literal["standing", "corrected", "updated", "retracted"]
+    development: DevelopmentView
+    previous_standing: Literal["confirmed", "claimed", "contested", "expected"] | None = None
+    at: datetime
+    reason: str
+
+
 class GlanceItem(_View):
     topic: str
     text: str
     development: str | None = None
+    change: Literal["standing", "corrected", "updated", "retracted"] | None = None
+    since: datetime | None = None  # a status line: since when it stands
 
 
 class Section(_View):
     topic: str
     name: str
-    status: str
+    status: str | None  # None: no status recorded before the window's end
+    status_since: datetime | None = None
+    status_changed: bool = False  # changed within the window
     new: list[DevelopmentView]
+    changes: list[ChangeView] = []
     contested: list[DevelopmentView]
     figures: list[FigureView]
 
 
 class SourceView(_View):
     id: str
-    title: str
+    kind: str | None = None  # what it is, when it has no title ("news report")
+    title: str | None
     publisher: str | None
     published: date
+    language: str = "en"
     url: str | None
 
 
@@ -112,6 +134,8 @@ class Digest(_View):
     window_start: datetime
     window_end: datetime
     state_revision: str
+    as_of: datetime | None = None  # when the state last changed before the window's end
+    stale: bool = False  # as_of is older than BRIEFING_STALE_AFTER
     is_empty: bool
     at_a_glance: list[GlanceItem]
     sections: list[Section]

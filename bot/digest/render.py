@@ -28,7 +28,9 @@ from jinja2 import (
     StrictUndefined,
     TemplateError,
     TemplateSyntaxError,
+    pass_context,
 )
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -294,6 +296,7 @@ class DigestRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            finalize=_typography,
         )
         self._env.filters["md"] = escape_markdown
         self._env.filters["upfirst"] = upfirst
@@ -329,7 +332,14 @@ class DigestRenderer:
     @staticmethod
     def _helpers(digest: Digest) -> dict[str, Any]:
         locale, zone = digest.locale, digest.timezone
+        sources = {s.id: s for s in digest.sources}
         return {
+            "source": lambda src: formatting.source_text(src, locale),
+            "cite": lambda sid: (
+                formatting.short_source(sources[sid], locale) if sid in sources else sid
+            ),
+            "figure_label": partial(formatting.figure_label, locale=locale, reader_zone=zone),
+            "day": partial(formatting.day_in, locale=locale, zone=zone),
             "t": partial(formatting.label, locale=locale),
             "standing": partial(formatting.standing_label, locale=locale),
             "when": partial(formatting.when_text, locale=locale, reader_zone=zone),
@@ -339,6 +349,20 @@ class DigestRenderer:
             "moment": partial(formatting.moment, locale=locale, zone=zone),
             "safe_url": _safe_url,
         }
+
+
+@pass_context
+def _typography(context: Context, value: object) -> object:
+    """What every ``{{ … }}`` of a French digest prints goes through French typography
+    (narrow no-break spaces before ``; : ! ?`` and inside « »), state text included."""
+    digest = context.get("d")
+    if not isinstance(digest, Digest) or digest.locale != "fr":
+        return value
+    if isinstance(value, Markup):
+        return Markup(formatting.french_typography(str(value)))  # noqa: S704 (already escaped; only spaces change)
+    if isinstance(value, str):
+        return formatting.french_typography(value)
+    return value
 
 
 def _one_line(text: str, name: str) -> str:

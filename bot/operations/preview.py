@@ -1,16 +1,19 @@
-"""The digest a reader would get: composed from the current state files for the options
+"""The digest a reader would get: composed from the stored state for the options
 given (or a subscription's), rendered as a document or as an output's payloads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from bot.delivery import render_message
 from bot.digest import Digest, DigestRenderer, Window, compose
 from bot.digest.render import FORMATS, JSON_FORMAT
 from bot.errors import ConfigError
+from bot.feeds import store as feed_store
 from bot.operations.common import current_state
 from bot.operations.subscriptions import find
 from bot.operations.values import parse_moment, reader_options
@@ -18,7 +21,8 @@ from bot.outputs import make_context, output_classes
 from bot.outputs.api import ApiOutput
 from bot.outputs.webhooks import WebhookOutput
 from bot.settings import Settings
-from bot.store import outbox
+from bot.state import load_state
+from bot.store import outbox, states
 from bot.store.database import Database
 
 CHAT = "chat"  # chat dialects (this template) are previewed as the outputs that post them
@@ -66,8 +70,17 @@ async def for_subscription(db: Database, subscription_id: int, reader: Reader) -
     )
 
 
-def digest_for(settings: Settings, reader: Reader, *, now: datetime | None = None) -> Digest:
-    """The digest ``reader`` would get from the current state files."""
+async def digest_for(
+    db: Database | None,
+    settings: Settings,
+    reader: Reader,
+    *,
+    now: datetime | None = None,
+    files: Path | None = None,
+) -> Digest:
+    """The digest ``reader`` would get: from the stored state (what the bot sends) with the
+    reports filed from news feeds in its window; from the state files at ``files`` (an edit
+    checked before it is imported), or while there is no database (``db`` None)."""
     options = reader_options(settings, reader.topics, reader.locale, reader.timezone)
     end = now or parse_moment(reader.now, option="--now", timezone=options.timezone)
     start = (
@@ -75,7 +88,16 @@ def digest_for(settings: Settings, reader: Reader, *, now: datetime | None = Non
         if reader.since
         else None
     )
-    return compose(current_state(settings), options, Window.ending(end, since=start))
+    window = Window.ending(end, since=start)
+    stored = await states.StateSource(db).latest() if db is not None and files is None else None
+    if stored is not None:
+        state = stored
+    elif files is not None:
+        state = await asyncio.to_thread(load_state, files, base=Path.cwd())
+    else:
+        state = await asyncio.to_thread(current_state, settings)
+    news = await feed_store.reports(db, start=window.start, end=window.end) if db else []
+    return compose(state, options, window, news=news)
 
 
 MEDIA_TYPES = {"markdown": "text/markdown", "html": "text/html", JSON_FORMAT: "application/json"}
@@ -87,12 +109,19 @@ class Preview:
     media_type: str
 
 
-def render_preview(
-    settings: Settings, renderer: DigestRenderer, reader: Reader, fmt: str
+async def render_preview(
+    db: Database | None,
+    settings: Settings,
+    renderer: DigestRenderer,
+    reader: Reader,
+    fmt: str,
+    *,
+    files: Path | None = None,
 ) -> Preview:
-    """The digest in ``fmt``: a document, or the JSON payloads an output would post."""
+    """The digest (as ``digest_for`` makes it) in ``fmt``: a document, or the JSON payloads
+    an output would post."""
     check_format(fmt)
-    return rendered(settings, renderer, digest_for(settings, reader), fmt)
+    return rendered(settings, renderer, await digest_for(db, settings, reader, files=files), fmt)
 
 
 def rendered(settings: Settings, renderer: DigestRenderer, digest: Digest, fmt: str) -> Preview:

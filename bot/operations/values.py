@@ -74,4 +74,5 @@ def reader_options(
         topics=parse_topics(topics),
         locale=locale or settings.default_locale,
         timezone=check_zone(timezone or settings.default_timezone),
+        stale_after=settings.stale_after,
     )

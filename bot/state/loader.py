@@ -7,18 +7,30 @@ whole, consistent ``State`` comes back or ``StateError`` lists what is wrong.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bot.errors import Problem, StateError
-from bot.state.model import Actor, Development, Source, StateFile, Story, Topic
+from bot.state.history import StatusVersion, Version, standing_at, updated
+from bot.state.model import (
+    Actor,
+    Additions,
+    Change,
+    Development,
+    Source,
+    StateFile,
+    Story,
+    Topic,
+)
 
 PathKey = tuple[str | int, ...]
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Loader(yaml.SafeLoader):
@@ -33,7 +45,12 @@ _Loader.yaml_implicit_resolvers = {
 
 @dataclass(frozen=True)
 class State:
-    """The whole story at one revision: merged, validated and cross-checked."""
+    """The whole story at one revision: merged, validated and cross-checked.
+
+    ``developments`` and the topics' statuses are the newest versions (retracted
+    developments left out); ``history`` and ``statuses`` hold every version, and
+    ``changes`` the editors' journal they come from.
+    """
 
     story: Story
     topics: dict[str, Topic]
@@ -41,6 +58,16 @@ class State:
     sources: dict[str, Source]
     developments: tuple[Development, ...]
     revision: str = field(default="")
+    history: dict[str, tuple[Version, ...]] = field(default_factory=dict)
+    statuses: dict[str, tuple[StatusVersion, ...]] = field(default_factory=dict)
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def updated_at(self) -> datetime | None:
+        """When the state last changed: its latest development version or status change."""
+        moments = [v.at for vs in self.history.values() for v in vs]
+        moments += [v.at for vs in self.statuses.values() for v in vs if v.at is not None]
+        return max(moments, default=None)
 
 
 @dataclass
@@ -108,7 +135,13 @@ def _describe(error: Any) -> str:
     return f"{loc}: {message}" if loc else message
 
 
-def _parse(text: str, display: str) -> tuple[_Document, StateFile | None, list[Problem]]:
+def _parse(
+    text: str,
+    display: str,
+    *,
+    model: type[_M] = StateFile,  # type: ignore[assignment]
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[_Document, _M | None, list[Problem]]:
     try:
         loader = _Loader(text)
         try:
@@ -129,22 +162,60 @@ def _parse(text: str, display: str) -> tuple[_Document, StateFile | None, list[P
         problems.append(Problem(display, doc.line(()), "expected a mapping at the top level"))
         return doc, None, problems
     try:
-        parsed = StateFile.model_validate(data)
+        parsed = model.model_validate(prepare(data) if prepare else data)
     except ValidationError as exc:
         for error in exc.errors():
             problems.append(Problem(display, doc.line(tuple(error["loc"])), _describe(error)))
         return doc, None, problems
-    if parsed.story is None and not any(
-        (parsed.topics, parsed.actors, parsed.sources, parsed.developments)
-    ):
-        problems.append(
-            Problem(
-                display,
-                doc.line(()),
-                "the file defines nothing (no story, topics, actors, sources or developments)",
-            )
-        )
+    if not any(parsed.model_dump(exclude_defaults=True).values()):
+        fields = list(model.model_fields)
+        sections = ", ".join(fields[:-1]) + " or " + fields[-1]
+        problems.append(Problem(display, doc.line(()), f"the file defines nothing (no {sections})"))
     return doc, parsed, problems
+
+
+def parse_additions(text: str, display: str, state: State) -> Additions:
+    """Read a file of new developments (with the actors and sources they need) and check
+    it against ``state``; ``StateError`` with ``file:line: message`` for every problem.
+
+    Developments without ``recorded`` get the Unix epoch as a placeholder: the caller
+    records them at the time of the change.
+    """
+    doc, parsed, problems = _parse(text, display, model=Additions, prepare=_with_recorded)
+    if parsed is None or problems:
+        raise StateError(problems)
+    actors = {**state.actors, **{a.id: a for a in parsed.actors}}
+    sources = {**state.sources, **{s.id: s for s in parsed.sources}}
+    taken = {*state.actors, *state.sources, *state.history, *state.topics}
+    for section in ("actors", "sources", "developments"):
+        for index, item in enumerate(getattr(parsed, section)):
+            if item.id in taken:
+                line = doc.line((section, index, "id"))
+                problems.append(Problem(display, line, f"id {item.id!r} is already in the state"))
+            taken.add(item.id)
+    for index, dev in enumerate(parsed.developments):
+        problems.extend(
+            _check_references(doc, ("developments", index), dev, state.topics, actors, sources)
+        )
+    if problems:
+        raise StateError(problems)
+    return parsed
+
+
+PLACEHOLDER_RECORDED = "1970-01-01T00:00:00Z"
+
+
+def _with_recorded(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` where each development without ``recorded`` gets the placeholder."""
+    devs = data.get("developments")
+    if isinstance(devs, list):
+        data = {
+            **data,
+            "developments": [
+                {"recorded": PLACEHOLDER_RECORDED, **d} if isinstance(d, dict) else d for d in devs
+            ],
+        }
+    return data
 
 
 def read_state_files(path: Path | str, *, base: Path | None = None) -> dict[str, str]:
@@ -196,14 +267,7 @@ def parse_state(texts: dict[str, str]) -> State:
     state, problems = _merge(parsed, first=next(iter(texts)))
     if problems or state is None:
         raise StateError(problems)
-    return State(
-        story=state.story,
-        topics=state.topics,
-        actors=state.actors,
-        sources=state.sources,
-        developments=state.developments,
-        revision=revision_of(texts),
-    )
+    return replace(state, revision=revision_of(texts))
 
 
 def _display(file: Path, base: Path | None) -> str:
@@ -223,11 +287,13 @@ def _merge(
     topics: dict[str, Topic] = {}
     actors: dict[str, Actor] = {}
     sources: dict[str, Source] = {}
-    developments: dict[str, tuple[_Document, int, Development]] = {}
+    developments: dict[str, tuple[_Document, PathKey, Development]] = {}
+    changes: list[tuple[_Document, int, Change]] = []
     seen: dict[str, tuple[str, int]] = {}
 
-    def register(doc: _Document, section: str, index: int, item_id: str) -> bool:
-        line = doc.line((section, index, "id"))
+    def register(doc: _Document, section: str | PathKey, index: int, item_id: str) -> bool:
+        prefix = (section,) if isinstance(section, str) else section
+        line = doc.line((*prefix, index, "id"))
         if item_id in seen:
             where = "{}:{}".format(*seen[item_id])
             problems.append(Problem(doc.name, line, f"duplicate id {item_id!r} (first at {where})"))
@@ -251,32 +317,157 @@ def _merge(
                 sources[source.id] = source
         for index, dev in enumerate(data.developments):
             if register(doc, "developments", index, dev.id):
-                developments[dev.id] = (doc, index, dev)
+                developments[dev.id] = (doc, ("developments", index), dev)
+        changes.extend((doc, index, change) for index, change in enumerate(data.changes))
 
     if story is None:
         problems.append(Problem(first, 1, "no story defined (a 'story:' with a title)"))
     if not topics:
         problems.append(Problem(first, 1, "no topics defined"))
-    for doc, index, dev in developments.values():
-        problems.extend(_check_references(doc, index, dev, topics, actors, sources))
+    for doc, path, dev in developments.values():
+        problems.extend(_check_references(doc, path, dev, topics, actors, sources))
     if problems or story is None:
         return None, problems
-    ordered = sorted(
-        (item[2] for item in developments.values()),
-        key=lambda d: (d.recorded, d.id),
+    journal = _Journal(
+        topics=topics,
+        actors=actors,
+        sources=sources,
+        history={
+            dev.id: (Version(1, dev.recorded, "recorded", dev),)
+            for _, _, dev in developments.values()
+        },
+        statuses={t.id: (StatusVersion(1, t.recorded, t.status),) for t in topics.values()},
+        register=register,
     )
-    return State(story, topics, actors, sources, tuple(ordered)), []
+    for doc, index, change in changes:
+        problems.extend(journal.apply(doc, index, change))
+    if problems:
+        return None, problems
+    current = [vs[-1] for vs in journal.history.values() if not vs[-1].retracted]
+    ordered = sorted((v.development for v in current), key=lambda d: (d.recorded, d.id))
+    state = State(
+        story,
+        {t: topic.model_copy(update={"status": journal.statuses[t][-1].text})
+         for t, topic in topics.items()},
+        actors,
+        sources,
+        tuple(ordered),
+        history=journal.history,
+        statuses=journal.statuses,
+        changes=tuple(change for _, _, change in changes),
+    )  # fmt: skip
+    return state, []
+
+
+@dataclass
+class _Journal:
+    """Applies the editors' changes, in order, to the developments and status lines."""
+
+    topics: dict[str, Topic]
+    actors: dict[str, Actor]
+    sources: dict[str, Source]
+    history: dict[str, tuple[Version, ...]]
+    statuses: dict[str, tuple[StatusVersion, ...]]
+    register: Any
+    last: datetime | None = None
+
+    def apply(self, doc: _Document, index: int, change: Change) -> list[Problem]:
+        base: PathKey = ("changes", index)
+
+        def problem(path: PathKey, message: str) -> list[Problem]:
+            return [Problem(doc.name, doc.line((*base, *path)), message)]
+
+        if self.last is not None and change.at < self.last:
+            return problem(("at",), f"changes must be in time order ({change.at} is earlier "
+                                    f"than the change before, {self.last})")  # fmt: skip
+        self.last = change.at
+        who = {"by": change.by, "because": change.because}
+        if change.add is not None:
+            return self._add(doc, base, change)
+        if change.status is not None:
+            topic = change.status.topic
+            if topic not in self.topics:
+                known = ", ".join(sorted(self.topics))
+                return problem(("status", "topic"), f"unknown topic {topic!r} (known: {known})")
+            lines = self.statuses[topic]
+            line = StatusVersion(len(lines) + 1, change.at, change.status.text, **who)
+            self.statuses[topic] = (*lines, line)
+            return []
+        target = change.update or change.retract
+        assert target is not None  # a change holds exactly one kind
+        section = "update" if change.update is not None else "retract"
+        versions = self.history.get(target.id, ())
+        if not versions:
+            return problem((section, "id"), f"unknown development {target.id!r}")
+        last = versions[-1]
+        if last.retracted:
+            return problem((section, "id"), f"{target.id}: already retracted")
+        if change.at < last.at:
+            return problem(("at",), f"{target.id}: this change is earlier than its version "
+                                    f"{last.number} ({last.at})")  # fmt: skip
+        if change.update is None:
+            version = Version(len(versions) + 1, change.at, "retracted", last.development, **who)
+        else:
+            try:
+                dev, kind = updated(last.development, change.update)
+            except ValidationError as exc:
+                return [
+                    Problem(doc.name, doc.line((*base, "update")), _describe(error))
+                    for error in exc.errors()
+                ]
+            except ValueError as exc:
+                return problem(("update",), str(exc))
+            found = list(
+                _check_references(doc, (*base, "update"), dev, self.topics, self.actors,
+                                  self.sources)
+            )  # fmt: skip
+            if found:
+                return found
+            version = Version(len(versions) + 1, change.at, kind, dev, **who)
+        self.history[target.id] = (*versions, version)
+        return []
+
+    def _add(self, doc: _Document, base: PathKey, change: Change) -> list[Problem]:
+        assert change.add is not None
+        problems: list[Problem] = []
+        add = (*base, "add")
+        for i, actor in enumerate(change.add.actors):
+            if self.register(doc, (*add, "actors"), i, actor.id):
+                self.actors[actor.id] = actor
+        for i, source in enumerate(change.add.sources):
+            if self.register(doc, (*add, "sources"), i, source.id):
+                self.sources[source.id] = source
+        for i, dev in enumerate(change.add.developments):
+            path = (*add, "developments", i)
+            if not self.register(doc, (*add, "developments"), i, dev.id):
+                continue
+            found = list(_check_references(doc, path, dev, self.topics, self.actors, self.sources))
+            problems.extend(found)
+            if not found:
+                version = Version(1, change.at, "added", dev, change.by, change.because)
+                self.history[dev.id] = (version,)
+        return problems
+
+
+def at_moment(state: State, moment: datetime) -> dict[str, Version]:
+    """The version of each development that stood just before ``moment`` (retracted ones
+    included, marked as such)."""
+    found = {}
+    for dev_id, versions in state.history.items():
+        version = standing_at(versions, moment)
+        if version is not None:
+            found[dev_id] = version
+    return found
 
 
 def _check_references(
     doc: _Document,
-    index: int,
+    base: PathKey,
     dev: Development,
     topics: dict[str, Topic],
     actors: dict[str, Actor],
     sources: dict[str, Source],
 ) -> Iterable[Problem]:
-    base: PathKey = ("developments", index)
     if dev.topic not in topics:
         known = ", ".join(sorted(topics)) or "none"
         yield Problem(

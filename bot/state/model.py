@@ -225,10 +225,15 @@ class Actor(_Model):
 
 
 class Source(_Model):
-    """Where facts come from: a report, a statement, a publication."""
+    """Where facts come from: a report, a statement, a publication.
+
+    ``title`` and ``publisher`` only when the source has them: a report with neither is
+    described by its ``kind`` ("news report"), language and date, never by a made-up title.
+    """
 
     id: Slug
-    title: Line
+    kind: Line | None = None
+    title: Line | None = None
     publisher: Line | None = None
     published: date
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
@@ -240,6 +245,14 @@ class Source(_Model):
         ]
         | None
     ) = None
+
+    @model_validator(mode="after")
+    def _described(self) -> Source:
+        if self.title is None and self.kind is None:
+            raise ValueError(
+                "a source needs a title or a kind (e.g. {en: news report, fr: dépêche})"
+            )
+        return self
 
 
 class Side(_Model):
@@ -256,6 +269,8 @@ class Figure(_Model):
     value: Annotated[float, Field(allow_inf_nan=False)]
     unit: str | None = None
     approximate: bool = False
+    estimate: bool = False  # an estimate by those who report the development
+    when: When | None = None  # the period it describes (default: the development's)
 
     @field_validator("unit")
     @classmethod
@@ -309,12 +324,23 @@ class Development(_Model):
         return self
 
 
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a time needs a UTC offset, e.g. 2025-12-02T12:00:00Z")
+    return value.astimezone(UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
 class Topic(_Model):
-    """A strand of the story, with its current one-line status."""
+    """A strand of the story, with its current one-line status and when that was recorded
+    (a status without ``recorded`` stands from the start)."""
 
     id: Slug
     name: Line
     status: Text
+    recorded: Moment | None = None
 
 
 class Story(_Model):
@@ -331,3 +357,64 @@ class StateFile(_Model):
     actors: list[Actor] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     developments: list[Development] = Field(default_factory=list)
+    changes: list[Change] = Field(default_factory=list)
+
+
+class Additions(_Model):
+    """New developments, with the actors and sources they need (``state add``)."""
+
+    actors: list[Actor] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    developments: list[Development] = Field(default_factory=list)
+
+
+class Update(_Model):
+    """What an editor changed in a development: only the fields given."""
+
+    id: Slug
+    standing: Standing | None = None
+    title: Line | None = None
+    summary: Text | None = None
+    reported_by: list[Slug] | None = None
+    sides: list[Side] | None = None
+    add_sources: list[Slug] = Field(default_factory=list)
+
+
+class StatusChange(_Model):
+    """A topic's new status line."""
+
+    topic: Slug
+    text: Text
+
+
+class Retraction(_Model):
+    """A development withdrawn from the briefing (kept in its history)."""
+
+    id: Slug
+
+
+CHANGE_KINDS = ("add", "update", "status", "retract")
+
+
+class Change(_Model):
+    """One editor's change, in the state's journal: who, when, why and exactly one of
+    ``add``, ``update``, ``status`` or ``retract``."""
+
+    at: Moment
+    by: OneLine
+    because: Paragraphs
+    add: Additions | None = None
+    update: Update | None = None
+    status: StatusChange | None = None
+    retract: Retraction | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Change:
+        given = [kind for kind in CHANGE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a change holds exactly one of {', '.join(CHANGE_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in CHANGE_KINDS if getattr(self, kind) is not None)

@@ -107,6 +107,11 @@ state_revisions = Table(
     Column("files", JSON, nullable=False),  # {file name: YAML text}
     Column("source", Text, nullable=False),
     Column("imported_at", UTCDateTime(), nullable=False),
+    Column("author", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("summary", Text, nullable=True),  # what changed, e.g. "update pokrovsk (standing)"
+    Column("parent_id", Integer, nullable=True),  # the revision it was made on
+    Index("uq_state_revisions_parent", "parent_id", unique=True),
 )
 
 signups = Table(

@@ -23,6 +23,7 @@ from bot.operations.common import current_state as state_now
 from bot.outputs import Target, output_classes
 from bot.schedule import schedule_from
 from bot.state import State
+from bot.store import states
 from bot.store import subscriptions as subs
 from bot.web.context import WebContext
 
@@ -140,8 +141,9 @@ async def leave(web: WebContext, sub: subs.Subscription) -> None:
 
 
 async def current_state(web: WebContext) -> State:
-    """The state digests are composed from."""
-    return await asyncio.to_thread(state_now, web.settings)
+    """The state digests are composed from: the stored one (the files before any import)."""
+    stored = await states.StateSource(web.db).latest()
+    return stored if stored is not None else await asyncio.to_thread(state_now, web.settings)
 
 
 async def digest_for(
@@ -155,7 +157,7 @@ async def digest_for(
     reader = previews.Reader(topics=topics, locale=locale)
     if sub is not None:
         reader = await previews.for_subscription(web.db, sub.id, reader)
-    return await asyncio.to_thread(previews.digest_for, web.settings, reader, now=web.clock())
+    return await previews.digest_for(web.db, web.settings, reader, now=web.clock())
 
 
 def preview_channels() -> list[str]:

@@ -5,7 +5,6 @@ errors are problem details (``bot.web.problems``)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -189,7 +188,7 @@ async def test_subscription(web: Web, subscription_id: SubscriptionId) -> TestRe
     """Send its digest once now, outside the outbox: the receiver's status and answer."""
     sub = await ops.find(web.db, subscription_id)
     reader = await previews.for_subscription(web.db, subscription_id, previews.Reader())
-    digest = await asyncio.to_thread(previews.digest_for, web.settings, reader, now=web.clock())
+    digest = await previews.digest_for(web.db, web.settings, reader, now=web.clock())
     outcome = await sending.send_once(
         web.settings, web.renderer, sub.address, kind=sub.kind, secrets=sub.secrets,
         digest=digest, dry_run=False, clock=web.clock,
@@ -296,9 +295,7 @@ async def preview(
     if subscription is not None:
         previews.check_format(format)
         reader = await previews.for_subscription(web.db, subscription, reader)
-    shown = await asyncio.to_thread(
-        previews.render_preview, web.settings, web.renderer, reader, format
-    )
+    shown = await previews.render_preview(web.db, web.settings, web.renderer, reader, format)
     return Response(shown.body, media_type=shown.media_type, headers={"Cache-Control": "no-store"})
 
 

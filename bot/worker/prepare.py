@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.delivery import Outcome, Status, Trigger, render_message
 from bot.digest import DigestRenderer, ReaderOptions, Window, compose
-from bot.digest.compose import FIRST_WINDOW, news_in
+from bot.digest.compose import FIRST_WINDOW, STALE_AFTER, news_in
 from bot.digest.model import Digest, NewsView
 from bot.errors import ConfigError
 from bot.feeds import store as feed_store
@@ -98,8 +98,16 @@ class Preparer:
     """Loads what claimed rows need (subscriptions, last windows, the state) and turns each
     row into a ``Prepared`` send, or a skip when there is nothing to send."""
 
-    def __init__(self, db: Database, outputs: OutputPool, renderer: DigestRenderer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outputs: OutputPool,
+        renderer: DigestRenderer,
+        *,
+        stale_after: timedelta = STALE_AFTER,
+    ) -> None:
         self.db = db
+        self.stale_after = stale_after
         self.outputs = outputs
         self.cache = RenderCache(renderer)
         self.states = StateSource(db)
@@ -138,7 +146,12 @@ class Preparer:
             raise ConfigError("no briefing state imported yet (briefing state import)")
         since = row.window_start or self._windows.get(sub.id)
         window = Window.ending(row.period, since=min(since, row.period) if since else None)
-        options = ReaderOptions(topics=sub.topics, locale=sub.locale, timezone=sub.timezone)
+        options = ReaderOptions(
+            topics=sub.topics,
+            locale=sub.locale,
+            timezone=sub.timezone,
+            stale_after=self.stale_after,
+        )
         span = (window.start, window.end)
         news = news_in(self._news, options.topics or list(state.topics), window)
         if sub.skip_empty and self.cache.digest(state, options, window, news).is_empty:

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.delivery import OPERATOR, SCHEDULED, Outcome, RetryPolicy, Status, render_message
 from bot.digest import DigestRenderer, ReaderOptions, Window, compose
+from bot.digest.compose import STALE_AFTER
 from bot.errors import (
     BriefingError,
     DeliveryError,
@@ -59,6 +60,7 @@ class Worker:
         lease: timedelta = timedelta(seconds=30),
         send_timeout: float = 300.0,
         owner: str | None = None,
+        stale_after: timedelta = STALE_AFTER,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -71,7 +73,7 @@ class Worker:
         self.leases = Leases(
             db, owner=self.owner, clock=clock, lease=lease, max_attempts=policy.attempts
         )
-        self.preparer = Preparer(db, self.outputs, renderer)
+        self.preparer = Preparer(db, self.outputs, renderer, stale_after=stale_after)
         self.recorder = Recorder(db, owner=self.owner, clock=clock, on_paused=self.preparer.forget)
         self.wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}

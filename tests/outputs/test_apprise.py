@@ -37,7 +37,8 @@ async def test_the_digest_goes_out_as_markdown_with_a_title(
     payload = request.json()
     assert receipt.status == "sent" and receipt.parts == 1
     assert payload["title"] == f"{digest.story} — Tuesday 2 December 2025"
-    assert payload["message"].startswith("New since") and "**At a glance**" in payload["message"]
+    assert payload["message"].startswith("Situation as of 2 December 2025")
+    assert "New since" in payload["message"] and "**At a glance**" in payload["message"]
 
 
 def test_parts_fit_the_service_body_limit(renderer, long_digest, context) -> None:

@@ -67,7 +67,14 @@ async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
     async with db.engine.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert {"subscriptions", "deliveries", "state_revisions", "signups", "feed_polls", "feed_entries"} <= names
+    assert {
+        "subscriptions",
+        "deliveries",
+        "state_revisions",
+        "signups",
+        "feed_polls",
+        "feed_entries",
+    } <= names
     assert version == HEAD
 
 
