@@ -7,8 +7,6 @@ import hashlib
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from rapidfuzz import fuzz
-
 from bot.feeds.topics import normalise
 
 TITLE_WINDOW = timedelta(hours=48)
@@ -45,6 +43,8 @@ def same_title(a: str, b: str) -> bool:
     left, right = normalise(a), normalise(b)
     if not left or not right:
         return False
+    from rapidfuzz import fuzz  # only when titles are compared (an import of 60 ms)
+
     return fuzz.ratio(left, right, processor=_words) >= TITLE_SIMILARITY
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import feedparser
-
 from bot.feeds.fetch import FeedError
 
 _TAG = re.compile(r"<[^>]*>")
@@ -50,6 +48,8 @@ def _shorten(text: str) -> str:
 
 
 def _xml_feed(body: bytes, content_type: str) -> list[Entry]:
+    import feedparser  # only when a feed is read
+
     parsed: Any = feedparser.parse(
         body, response_headers={"content-type": content_type or "application/xml"}
     )
