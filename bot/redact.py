@@ -8,6 +8,7 @@ path and query, never a whole segment or value. Nothing here raises, whatever th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from urllib.parse import unquote
@@ -98,7 +99,8 @@ def default_name(kind: str, address: str) -> str:
     return f"{kind} webhook on {host_of(address) or 'an unnamed host'}"
 
 
-def _pieces(url: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def _pieces(url: str) -> tuple[str, ...]:
     """Everything in ``url`` but its scheme and host (user information, port, path, query,
     fragment), whole and in pieces, as written and percent-decoded: what a token may be."""
     _, authority, rest = _split(url)
@@ -110,7 +112,7 @@ def _pieces(url: str) -> set[str]:
     found = set(whole)
     for text in whole:
         found.update(re.split(r"[/?&=;#:@\\]", text))
-    return {piece for piece in found if len(piece) >= SCRUBBED_PIECE}
+    return tuple(sorted((p for p in found if len(p) >= SCRUBBED_PIECE), key=len, reverse=True))
 
 
 def scrub(text: str, url: str, secrets: Sequence[str] = ()) -> str:
@@ -123,6 +125,6 @@ def scrub(text: str, url: str, secrets: Sequence[str] = ()) -> str:
     if is_email(url) or not text:
         return text
     text = text.replace(url.strip(), mask_url(url)) if url.strip() else text
-    for piece in sorted(_pieces(url), key=len, reverse=True):
+    for piece in _pieces(url):  # longest first
         text = text.replace(piece, "…")
     return text
