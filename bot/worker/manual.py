@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.delivery import Status
 from bot.store import outbox
 from bot.worker.leases import DATABASE_AWAY
-from bot.worker.worker import Worker
+from bot.worker.worker import FLUSH_EVERY, Worker
 
 
 async def send_and_wait(
@@ -30,10 +31,14 @@ async def send_and_wait(
                 seen[item.row_id] = (item.outcome.status, item.outcome.retry_at)
 
     worker.recorder.listeners.append(note)
+    flushed = time.monotonic()
     try:
         while open_ids:
             claimed = await worker.step(period=period)
-            await worker.progress(within=0.05)
+            await worker.progress(within=FLUSH_EVERY)
+            if worker.busy and time.monotonic() - flushed < FLUSH_EVERY:
+                continue  # outcomes are written together, every FLUSH_EVERY seconds
+            flushed = time.monotonic()
             try:
                 await worker.recorder.flush()
             except DATABASE_AWAY:

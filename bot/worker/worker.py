@@ -42,6 +42,8 @@ from bot.worker.record import Recorder
 
 log = logging.getLogger("briefing.worker")
 BATCH = 200
+FLUSH_EVERY = 0.05
+"""Seconds between writes of the outcomes gathered (sooner when a batch is full)."""
 EVERYTHING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -248,7 +250,7 @@ class Worker:
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(FLUSH_EVERY)
             await self._flush_quietly()
 
     async def _drain(self, grace: float) -> None:
