@@ -120,6 +120,7 @@ class StateView(BaseModel):
 Paragraph = Annotated[str, Field(min_length=1, max_length=TEXT_LIMIT)]
 Name = Annotated[str, Field(min_length=1, max_length=LINE_LIMIT)]
 Revision = Annotated[int, Field(ge=1, le=MAX_ID)]
+MAX_YAML = 30_000  # characters: with the rest of the JSON, well under the request body's limit
 BY = "Who makes the change (default: BRIEFING_EDITOR, else `api`)."
 EXPECT = (
     "Refuse unless the item is still at this revision (the last `version` of its history; "
@@ -132,7 +133,11 @@ class NewDevelopments(_Input):
     """Developments to add (and the actors and sources they need), as a YAML document of
     the same schema as `config/state/` (`briefing state add --file`)."""
 
-    yaml: str = Field(min_length=1, max_length=64 * 1024, description="The YAML document.")
+    yaml: str = Field(
+        min_length=1,
+        max_length=MAX_YAML,
+        description="The YAML document (a longer one: send it as application/yaml).",
+    )
     because: Paragraph | None = Field(
         default=None, description="Why (kept in the history): here, or in the query."
     )
