@@ -185,9 +185,9 @@ async def serve(
         stack.push_async_callback(http.close)
         scheduler.start()
         stack.callback(scheduler.shutdown)
-        stack.push_async_callback(
-            cancelled, asyncio.create_task(FeedPoller(db, feeds, clock=clock).run(stop))
-        )
+        poller = FeedPoller(db, feeds, clock=clock)
+        poller.on_polled.append(web.metrics.polled)
+        stack.push_async_callback(cancelled, asyncio.create_task(poller.run(stop)))
         log.info("running (worker %s); stop with Ctrl-C or SIGTERM", worker.owner)
         await worker.run(stop)
     log.info("stopped")

@@ -1,4 +1,4 @@
-"""What the CLI (and later the HTTP API) does with feeds: list them, ingest once, review
+"""What the CLI and the HTTP API do with feeds: list them, ingest once, review
 entries. Plain async functions over the database and the feed configuration."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bot.feeds.config import (
 from bot.feeds.ingest import PollResult, poll
 from bot.feeds.store import EntryStatus, StoredEntry
 from bot.feeds.topics import TopicRules
+from bot.operations.common import NotFound
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.store.states import StateSource
@@ -215,7 +216,7 @@ async def reject(
 async def _decidable(db: Database, entry_id: int) -> StoredEntry:
     found = await store.entry(db, entry_id)
     if found is None:
-        raise ConfigError(f"no feed entry {entry_id} (see 'briefing review list')")
+        raise NotFound(f"no feed entry {entry_id} (see 'briefing review list')")
     if found.status not in (EntryStatus.PENDING, EntryStatus.UNMATCHED):
         raise ConfigError(
             f"entry {entry_id} is already {found.status}"

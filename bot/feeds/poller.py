@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.feeds import store
-from bot.feeds.ingest import poll
+from bot.feeds.ingest import PollResult, poll
 from bot.feeds.operations import FeedSet
 from bot.store.database import Database
 
@@ -26,6 +26,8 @@ class FeedPoller:
         self.db = db
         self.feeds = feeds
         self.clock = clock
+        self.on_polled: list[Callable[[PollResult], None]] = []
+        """Called after each recorded poll with what it did (metrics)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.feeds.feeds:
@@ -55,8 +57,11 @@ class FeedPoller:
             for feed, outcome in zip(
                 due, await asyncio.gather(*polls, return_exceptions=True), strict=True
             ):
-                if isinstance(outcome, Exception):  # the database, not the feed: logged once
+                if isinstance(outcome, BaseException):  # the database, not the feed: logged once
                     log.error("feed %r: poll not recorded: %s", feed.name, outcome)
+                    continue
+                for listener in self.on_polled:
+                    listener(outcome)
             states = await store.poll_states(self.db)
         now = self.clock()
         waits = [

@@ -38,6 +38,10 @@ class EditError(ConfigError):
         self.message = message
 
 
+class UnknownItem(EditError):
+    """The change names a development or a topic the state does not have."""
+
+
 @dataclass(frozen=True)
 class Editor:
     """Who makes a change, when, and why."""
@@ -129,7 +133,7 @@ def check_expected(
 def _current(state: State, dev_id: str) -> Version:
     versions = state.history.get(dev_id)
     if not versions:
-        raise EditError("id", f"no development {dev_id!r} in the state")
+        raise UnknownItem("id", f"no development {dev_id!r} in the state")
     if versions[-1].retracted:
         raise EditError("id", f"{dev_id} is retracted")
     return versions[-1]
@@ -155,6 +159,11 @@ def update(
 ) -> dict[str, Any]:
     """The entry changing a development's standing, title, summary, attribution or
     sources."""
+    if changes == DevelopmentChanges():
+        raise EditError(
+            "update",
+            "nothing to change: give a standing, a title, a summary, who reports it or a source",
+        )
     last = _current(state, dev_id)
     check_expected(dev_id, last, editor=editor, expect=expect)
     dev = last.development
@@ -197,7 +206,7 @@ def status(
 ) -> dict[str, Any]:
     """The entry giving a topic a new status line."""
     if topic not in state.topics:
-        raise EditError("topic", f"unknown topic {topic!r} (known: {', '.join(state.topics)})")
+        raise UnknownItem("topic", f"unknown topic {topic!r} (known: {', '.join(state.topics)})")
     check_expected(topic, state.statuses[topic][-1], editor=editor, expect=expect)
     change: StatusChange = _validated(
         StatusChange, {"topic": topic, "text": {"en": en, "fr": fr}}, "text"

@@ -1,5 +1,6 @@
 """The HTTP API under ``/api/v1``: subscriptions, test messages, sends, the delivery log,
-the digest preview and the state. Every route is a thin front door over
+the digest preview and the state (its editing in ``bot.web.editing``, the feeds' review in
+``bot.web.review``). Every route is a thin front door over
 ``bot.operations`` (the CLI's operations), behind the bearer token (``bot.web.auth``);
 errors are problem details (``bot.web.problems``)."""
 
@@ -24,6 +25,7 @@ from bot.operations.values import parse_moment
 from bot.state import State
 from bot.store import states
 from bot.store import subscriptions as subs
+from bot.web import editing, review
 from bot.web.auth import require_token
 from bot.web.context import Web
 from bot.web.models import (
@@ -309,6 +311,10 @@ async def read_state(web: Web) -> StateView:
     if state is None:
         raise ProblemError(404, "no state imported yet ('briefing state import')")
     return StateView(revision=state.revision, state=STATE.dump_python(state, mode="json"))
+
+
+router.include_router(editing.router)  # the state's history and editors' changes
+router.include_router(review.router)  # news feeds and their review
 
 
 @documents.get("/openapi.json")

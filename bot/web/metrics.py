@@ -1,9 +1,8 @@
 """``/metrics`` in Prometheus's text format: what the worker sent (by output and outcome,
 with the time each send took), the queue (rows by status, the age of the oldest due row),
 and the scheduler's last tick. Counters and the histogram are fed by the worker as it
-sends; the queue's gauges are read from the database at each scrape.
-
-Feed polls get their own counters here (``Metrics.__init__``) when feeds exist."""
+sends; the queue's gauges are read from the database at each scrape. The news feeds' polls
+(by feed and outcome) and the entries they took are counted by the feed poller as it polls."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.delivery import Outcome, Status
+from bot.feeds.ingest import PollResult
 from bot.store import outbox
 from bot.web.auth import require_metrics_token
 from bot.web.context import Web
@@ -62,12 +62,30 @@ class Metrics:
             "When the scheduler last ticked, Unix time (0: not yet, or no scheduler here).",
             registry=self.registry,
         )
-        # feed polls: a Counter "briefing_feed_polls" by feed and outcome goes here
+        self.feed_polls = Counter(
+            "briefing_feed_polls",
+            "News feed polls by feed and outcome (ok, not_modified, error).",
+            ["feed", "outcome"],
+            registry=self.registry,
+        )
+        self.feed_entries = Counter(
+            "briefing_feed_entries",
+            "Entries taken from news feeds (filed under a topic), by feed.",
+            ["feed"],
+            registry=self.registry,
+        )
 
     def sent(self, output: str, outcome: Outcome, seconds: float) -> None:
         """Count one attempt (a ``Worker.on_sent`` listener)."""
         self.deliveries.labels(output=output, outcome=OUTCOMES[outcome.status]).inc()
         self.send_seconds.labels(output=output).observe(seconds)
+
+    def polled(self, result: PollResult) -> None:
+        """Count one feed poll and the entries it took (a ``FeedPoller.on_polled``
+        listener)."""
+        outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"
+        self.feed_polls.labels(feed=result.feed, outcome=outcome).inc()
+        self.feed_entries.labels(feed=result.feed).inc(len(result.filed))
 
     async def refresh(self, web: Web) -> None:
         """Read the queue's gauges and the scheduler's tick."""

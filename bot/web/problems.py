@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from bot.errors import BriefingError, ConfigError
+from bot.errors import BriefingError, ConfigError, EditConflict
 from bot.operations import NotFound
+from bot.state.edit import UnknownItem
 
 log = logging.getLogger("briefing.web")
 PROBLEM = "application/problem+json"
@@ -37,11 +38,19 @@ class Problem(BaseModel):
 class ProblemError(Exception):
     """Raised by a route to answer with a problem detail."""
 
-    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers
+        self.errors = errors
 
 
 def problem(
@@ -100,11 +109,13 @@ def install(app: FastAPI) -> None:
 
     async def raised(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
-        return problem(exc.status, exc.detail, headers=exc.headers)
+        return problem(exc.status, exc.detail, errors=exc.errors, headers=exc.headers)
 
     async def bot_error(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, NotFound):
+        if isinstance(exc, NotFound | UnknownItem):
             return problem(404, str(exc))
+        if isinstance(exc, EditConflict):
+            return problem(409, str(exc))  # a concurrent edit, refused so as not to be lost
         if isinstance(exc, ConfigError):
             return problem(422, str(exc))
         log.error("cannot answer %s %s: %s", request.method, request.url.path, exc)
