@@ -11,7 +11,7 @@ from bot.delivery import RetryPolicy
 from bot.store import outbox, states
 from bot.worker import send_and_wait
 from tests.conftest import SEED_STATE
-from tests.receivers import reply
+from tests.receivers import hang, reply
 from tests.test_worker import PERIOD, add, dispatcher, queue, utc_now
 
 QUICK = RetryPolicy(attempts=4, base=0.05, cap=0.1)
@@ -97,3 +97,20 @@ async def test_the_progress_counts_only_the_sends_own_rows(db, ctx, receiver) ->
     await worker.close()
     assert sum(counted) == 2
     assert {r.status for r in await outbox.listing(db, ids=ids)} == {"delivered"}
+
+
+async def test_outcomes_are_written_together_not_after_each_send(db, ctx, receiver) -> None:
+    # 150 sends finishing one by one over about half a second: a write per finished send
+    # would be a transaction each; written together every FLUSH_EVERY, a few dozen at most
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    subs = [await add(db, receiver.on(f"/r{n}", hang(0.003 * n))) for n in range(150)]
+    ids = await queue(db, [s.id for s in subs])
+    worker = dispatcher(db, ctx, policy=QUICK, concurrency=200)
+    writes: list[int] = []
+    worker.recorder.listeners.append(lambda batch: writes.append(len(batch)))
+    async with asyncio.timeout(60):
+        await send_and_wait(worker, ids, period=PERIOD)
+    await worker.close()
+    rows = await outbox.listing(db, ids=ids, limit=len(ids))
+    assert len(rows) == 150 and {r.status for r in rows} == {"delivered"}
+    assert sum(writes) == 150 and len(writes) <= 40, writes
