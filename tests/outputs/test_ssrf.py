@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 
@@ -11,36 +9,12 @@ from bot.errors import PermanentDeliveryError, TargetError
 from bot.outputs import Envelope, OutputContext, Target, TargetPolicy, output_class
 from bot.outputs.network import refusal
 from tests.outputs.conftest import FAST, message_for, settings_for
-
-
-class ConnectionCounter:
-    """TCP listeners on 127.0.0.1 and ::1 that count every connection they accept."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.port = 0
-        self.servers: list[asyncio.Server] = []
-
-    async def start(self) -> None:
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.accepted += 1
-            writer.close()
-
-        v4 = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        self.port = v4.sockets[0].getsockname()[1]
-        self.servers.append(v4)
-        with contextlib.suppress(OSError):
-            self.servers.append(await asyncio.start_server(on_connect, "::1", self.port))
-
-    async def stop(self) -> None:
-        for server in self.servers:
-            server.close()
-            await server.wait_closed()
+from tests.outputs.network_doubles import Tripwire
 
 
 @pytest.fixture
-async def counter() -> AsyncIterator[ConnectionCounter]:
-    c = ConnectionCounter()
+async def counter() -> AsyncIterator[Tripwire]:
+    c = Tripwire()
     await c.start()
     yield c
     await c.stop()
