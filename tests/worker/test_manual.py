@@ -101,7 +101,7 @@ async def test_the_progress_counts_only_the_sends_own_rows(db, ctx, receiver) ->
 
 async def test_outcomes_are_written_together_not_after_each_send(db, ctx, receiver) -> None:
     # 150 sends finishing one by one over about half a second: a write per finished send
-    # would be a transaction each; written together every FLUSH_EVERY, a few dozen at most
+    # would be a transaction each; written together every FLUSH_EVERY, far fewer
     await states.import_state(db, SEED_STATE, now=utc_now())
     subs = [await add(db, receiver.on(f"/r{n}", hang(0.003 * n))) for n in range(150)]
     ids = await queue(db, [s.id for s in subs])
@@ -113,4 +113,7 @@ async def test_outcomes_are_written_together_not_after_each_send(db, ctx, receiv
     await worker.close()
     rows = await outbox.listing(db, ids=ids, limit=len(ids))
     assert len(rows) == 150 and {r.status for r in rows} == {"delivered"}
-    assert sum(writes) == 150 and len(writes) <= 40, writes
+    # every attempt's outcome written once (on a busy machine a send may time out and be
+    # retried), in a few large writes: a write per send made 106 writes for 150 outcomes
+    assert sum(writes) == sum(r.attempts for r in rows), writes
+    assert len(writes) * 4 <= sum(writes), writes
