@@ -113,11 +113,19 @@ CHECKS = (
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
     tmp_path, kind
 ) -> None:
+    # The coverage phase (about 1,200 boundary and malformed requests, two thirds of the
+    # time) checks validation the two databases share; it runs on PostgreSQL, whose
+    # integers are the narrower, and the other phases run on both.
+    phases = (
+        "examples,coverage,fuzzing,stateful"
+        if kind == "postgresql"
+        else "examples,fuzzing,stateful"
+    )
     async with running(tmp_path, kind, BRIEFING_EGRESS_ALLOWLIST="127.0.0.1") as (base, log):
         process = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
             "--header", f"Authorization: Bearer {TOKEN}", "--checks", CHECKS,
-            "--max-examples", "15", "--workers", "1", "--request-timeout", "30",
+            "--phases", phases, "--max-examples", "15", "--workers", "1", "--request-timeout", "30",
             "--generation-database", "none", "--no-color", "--seed", "20251202",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL, cwd=tmp_path,
