@@ -5,11 +5,13 @@ and the progress counts every row once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 from bot.delivery import RetryPolicy
 from bot.store import outbox, states
 from bot.worker import send_and_wait
+from bot.worker.worker import FLUSH_EVERY
 from tests.conftest import SEED_STATE
 from tests.receivers import hang, reply
 from tests.test_worker import PERIOD, add, dispatcher, queue, utc_now
@@ -117,3 +119,67 @@ async def test_outcomes_are_written_together_not_after_each_send(db, ctx, receiv
     # retried), in a few large writes: a write per send made 106 writes for 150 outcomes
     assert sum(writes) == sum(r.attempts for r in rows), writes
     assert len(writes) * 4 <= sum(writes), writes
+
+
+async def test_finished_sends_are_written_while_a_slow_one_is_still_out(db, ctx, receiver) -> None:
+    # a reader's delivery is on record (and counted) soon after it is made, not when the
+    # slowest send of the batch ends: a crash then would send it again
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    quick = await add(db, receiver.on("/quick"))
+    slow = await add(db, receiver.on("/slow", hang(2.0)))
+    ids = await queue(db, [quick.id, slow.id])
+    worker = dispatcher(db, ctx, policy=QUICK)
+    counted: list[int] = []
+    waiting = asyncio.create_task(send_and_wait(worker, ids, period=None, progress=counted.append))
+    async with asyncio.timeout(1.5):
+        while not counted:
+            await asyncio.sleep(0.02)
+    rows = {r.subscription_id: r.status for r in await outbox.listing(db, ids=ids)}
+    assert rows == {quick.id: "delivered", slow.id: "sending"} and counted == [1]
+    async with asyncio.timeout(10):
+        await waiting
+    await worker.close()
+    assert counted == [1, 1]
+
+
+async def test_the_wait_polls_at_its_pace_while_sends_are_out(db, ctx, receiver) -> None:
+    # one send taking a second: the wait wakes every FLUSH_EVERY (or when a send ends) to
+    # claim and write, not as fast as the database answers
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    slow = await add(db, receiver.on("/slow", hang(1.0)))
+    ids = await queue(db, [slow.id])
+    worker = dispatcher(db, ctx, policy=QUICK)
+    before, started = db.usage.statements, time.monotonic()
+    async with asyncio.timeout(10):
+        await send_and_wait(worker, ids, period=None)
+    turns = (time.monotonic() - started) / FLUSH_EVERY
+    await worker.close()
+    assert len(receiver.hits("/slow")) == 1
+    # a turn is a claim (up to two statements on PostgreSQL), plus the few of the send
+    assert db.usage.statements - before <= 2 * turns + 20, (db.usage.statements - before, turns)
+
+
+async def test_a_write_refused_while_the_database_is_away_is_made_later(
+    db, ctx, receiver, monkeypatch, caplog
+) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    subs_ = [await add(db, receiver.on(f"/r{n}")) for n in range(3)]
+    ids = await queue(db, [s.id for s in subs_])
+    record = outbox.record
+    refused: list[int] = []
+
+    async def away_once(*args, **kwargs):
+        if not refused:
+            refused.append(1)
+            raise OSError("connection refused")
+        return await record(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "record", away_once)
+    counted: list[int] = []
+    worker = dispatcher(db, ctx, policy=QUICK)
+    async with asyncio.timeout(30):
+        await send_and_wait(worker, ids, period=None, progress=counted.append)
+    await worker.close()
+    assert refused and sum(counted) == 3
+    assert {r.status for r in await outbox.listing(db, ids=ids)} == {"delivered"}
+    assert all(len(receiver.hits(f"/r{n}")) == 1 for n in range(3))
