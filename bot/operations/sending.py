@@ -62,8 +62,9 @@ async def send_once(
                 f"rendered ({', '.join(output_cls.formats)}), nothing sent",
             }  # fmt: skip
         outcome = await deliver(
-            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}"), clock=clock
-        )
+            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}"),
+            send_timeout=settings.send_timeout.total_seconds(), clock=clock,
+        )  # fmt: skip
     finally:
         await output.aclose()
         await context.aclose()

@@ -20,7 +20,15 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.delivery import OPERATOR, SCHEDULED, Outcome, RetryPolicy, Status, render_message
+from bot.delivery import (
+    OPERATOR,
+    SCHEDULED,
+    Outcome,
+    RetryPolicy,
+    Status,
+    render_message,
+    send_within,
+)
 from bot.digest import DigestRenderer, ReaderOptions, Window, compose
 from bot.digest.compose import STALE_AFTER
 from bot.errors import (
@@ -181,15 +189,10 @@ class Worker:
             if isinstance(ready, outbox.Finished):
                 return ready
             prepared = ready
-            try:
-                async with asyncio.timeout(self.send_timeout):
-                    receipt = await prepared.output.send(
-                        prepared.target, prepared.message, envelope=prepared.envelope
-                    )
-            except TimeoutError as exc:
-                raise RetryableDeliveryError(
-                    f"no outcome within {self.send_timeout:g} s (the send was abandoned)"
-                ) from exc
+            receipt = await send_within(
+                prepared.output, prepared.target, prepared.message,
+                envelope=prepared.envelope, seconds=self.send_timeout,
+            )  # fmt: skip
         except DeliveryError as exc:
             outcome = self._failed(row, exc)
         except TargetError as exc:  # the reader's target, refused at send time
