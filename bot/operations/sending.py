@@ -106,9 +106,11 @@ async def plan_send(db: Database, ids: Sequence[int], *, force: bool) -> SendPla
 
 
 async def queue_send(
-    db: Database, ids: Sequence[int], *, clock: Clock
+    db: Database, ids: Sequence[int], *, clock: Clock, force: bool
 ) -> tuple[datetime, list[int]]:
-    """Queue a manual delivery now for ``ids`` (empty: every active subscription): the
-    period they share and the new rows' ids."""
+    """Queue a manual delivery now for ``ids`` (empty: every active subscription), to paused
+    ones only with ``force``: the period they share and the new rows' ids."""
     now = clock()
-    return now, await outbox.queue_manual(db, now=now, subscription_ids=list(ids) or None)
+    return now, await outbox.queue_manual(
+        db, now=now, subscription_ids=list(ids) or None, force=force
+    )

@@ -276,9 +276,16 @@ async def test_a_manual_send_is_queued_in_one_statement(db) -> None:
     )
     assert row.delivery_id == outbox.delivery_id(active.id, moment, trigger=Trigger.MANUAL)
     later = moment + timedelta(seconds=1)
-    both = await outbox.queue_manual(db, now=later, subscription_ids=[active.id, resting.id])
+    chosen = [active.id, resting.id]
+    both = await outbox.queue_manual(db, now=later, subscription_ids=chosen, force=True)
     triggers = {r.subscription_id: r.trigger for r in await outbox.listing(db, ids=both)}
     assert triggers == {active.id: "manual", resting.id: "forced"}
+    # paused since the send was checked, without --force: skipped when taken, not forced
+    unforced = await outbox.queue_manual(
+        db, now=later + timedelta(seconds=1), subscription_ids=chosen
+    )
+    triggers = {r.subscription_id: r.trigger for r in await outbox.listing(db, ids=unforced)}
+    assert triggers == {active.id: "manual", resting.id: "manual"}
     assert await subs.kinds(db) == {"generic"}
 
 
