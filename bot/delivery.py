@@ -4,7 +4,9 @@ the retry policy every sender shares (the worker and one-off sends)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -12,8 +14,16 @@ from enum import StrEnum
 
 from bot.digest.model import Digest
 from bot.digest.render import DigestRenderer
-from bot.errors import DeliveryError, PermanentDeliveryError
-from bot.outputs.base import Envelope, Message, Output, Target
+from bot.errors import (
+    BriefingError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from bot.outputs.base import Envelope, Message, Output, Receipt, Target
+from bot.redact import scrub
+
+log = logging.getLogger("briefing.delivery")
 
 
 class Status(StrEnum):
@@ -122,6 +132,39 @@ def render_message(renderer: DigestRenderer, digest: Digest, output: type[Output
     return Message(digest=digest, bodies={f: renderer.render(digest, f) for f in output.formats})
 
 
+async def send_within(
+    output: Output, target: Target, message: Message, *, envelope: Envelope, seconds: float
+) -> Receipt:
+    """``output.send``, abandoned (its connections closed) if it has no outcome within
+    ``seconds``: then raise ``RetryableDeliveryError``."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await output.send(target, message, envelope=envelope)
+    except TimeoutError as exc:
+        raise RetryableDeliveryError(
+            f"no outcome within {seconds:g} s (the send was abandoned)"
+        ) from exc
+
+
+async def _try_once(
+    output: Output, target: Target, message: Message, *, envelope: Envelope, seconds: float
+) -> Receipt:
+    """``send_within``, an error no output should raise logged once with its traceback (the
+    target hidden) and raised as ``RetryableDeliveryError``."""
+    try:
+        return await send_within(output, target, message, envelope=envelope, seconds=seconds)
+    except BriefingError:
+        raise
+    except Exception as exc:
+        shown = "".join(traceback.format_exception(exc)).rstrip()
+        log.error(
+            "send %s failed with an unexpected error\n%s",
+            envelope.delivery_id, scrub(shown, target.address, target.secrets),
+        )  # fmt: skip
+        reason = scrub(str(exc), target.address, target.secrets)
+        raise RetryableDeliveryError(f"unexpected error: {type(exc).__name__}: {reason}") from exc
+
+
 async def deliver(
     output: Output,
     target: Target,
@@ -129,16 +172,20 @@ async def deliver(
     *,
     envelope: Envelope,
     policy: RetryPolicy = ONE_OFF,
+    send_timeout: float = 300.0,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Outcome:
-    """Send with retries in this process (for one-off sends); never raises a delivery error."""
+    """Send with retries in this process (for one-off sends); never raises a delivery error.
+    A try that outlives ``send_timeout`` seconds, or fails with an error no output should raise,
+    is a retryable failure."""
     parts = envelope.first_part
     for attempt in range(1, policy.attempts + 1):
         try:
-            receipt = await output.send(
-                target, message, envelope=replace(envelope, first_part=parts)
-            )
+            receipt = await _try_once(
+                output, target, message,
+                envelope=replace(envelope, first_part=parts), seconds=send_timeout,
+            )  # fmt: skip
         except DeliveryError as exc:
             now = clock()
             outcome = policy.after_failure(exc, attempt=attempt, parts=parts, now=now, code=None)

@@ -6,8 +6,11 @@ sleep it would take recorded instead of slept.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -37,13 +40,18 @@ def failure(
     return error
 
 
+HANG = None
+"""A step of a script: the send never ends."""
+
+
 class ScriptedOutput(Output):
-    """An output that answers each send with the next step of its script."""
+    """An output that answers each send with the next step of its script: a receipt, an
+    error raised, or ``HANG``."""
 
     name = "scripted"
     formats = ("text", "markdown")
 
-    def __init__(self, script: Sequence[DeliveryError | Receipt]) -> None:
+    def __init__(self, script: Sequence[Exception | Receipt | None]) -> None:
         self.script = list(script)
         self.first_parts: list[int] = []
         self.ids: list[str] = []
@@ -55,8 +63,11 @@ class ScriptedOutput(Output):
         self.first_parts.append(envelope.first_part)
         self.ids.append(envelope.delivery_id)
         step = self.script.pop(0)
-        if isinstance(step, DeliveryError):
+        if isinstance(step, Exception):
             raise step
+        if step is HANG:
+            await asyncio.Event().wait()
+        assert step is not None
         return step
 
 
@@ -67,7 +78,12 @@ def message(seed_state) -> Message:
 
 
 async def one_off(
-    message: Message, script: Sequence[DeliveryError | Receipt], *, first_part: int = 0
+    message: Message,
+    script: Sequence[Exception | Receipt | None],
+    *,
+    first_part: int = 0,
+    address: str = "somewhere",
+    **options: Any,
 ) -> tuple[Outcome, ScriptedOutput, list[float]]:
     output = ScriptedOutput(script)
     slept: list[float] = []
@@ -77,11 +93,12 @@ async def one_off(
 
     outcome = await deliver(
         output,
-        Target(kind="scripted", address="somewhere"),
+        Target(kind="scripted", address=address),
         message,
         envelope=Envelope("dlv_once", first_part=first_part),
         clock=lambda: NOW,
         sleep=sleep,
+        **options,
     )
     return outcome, output, slept
 
@@ -226,6 +243,30 @@ async def test_a_one_off_send_gives_up_on_a_retry_after_past_a_minute(message) -
         message, [failure(status=429, retry_after=61), Receipt("200")]
     )
     assert (outcome.status, outcome.code, slept) == (Status.DEAD, "429", [])
+
+
+async def test_a_one_off_send_that_raises_a_plain_error_retries_and_ends(message, caplog) -> None:
+    url = "https://hooks.example.org/services/T0000/B1111/sEcReTtOkEn42"
+    bug = RuntimeError(f"a bug in the plugin, posting to {url}")
+    recovered, _, _ = await one_off(message, [bug, Receipt("200", "ok")], address=url)
+    assert (recovered.status, recovered.attempts) == (Status.DELIVERED, 2)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith(
+        "send dlv_once failed with an unexpected error\nTraceback (most recent call last):"
+    )
+    outcome, _, slept = await one_off(message, [bug] * ONE_OFF.attempts, address=url)
+    assert (outcome.status, outcome.code, outcome.attempts) == (Status.DEAD, "error", 4)
+    assert outcome.answer.startswith("unexpected error: RuntimeError: a bug in the plugin")
+    assert len(slept) == 3
+    assert "sEcReTtOkEn42" not in outcome.answer + caplog.text
+
+
+async def test_a_one_off_send_that_hangs_is_abandoned_and_retried(message) -> None:
+    recovered, _, _ = await one_off(message, [HANG, Receipt("200", "ok")], send_timeout=0.05)
+    assert (recovered.status, recovered.attempts) == (Status.DELIVERED, 2)
+    outcome, _, _ = await one_off(message, [HANG] * ONE_OFF.attempts, send_timeout=0.05)
+    assert (outcome.status, outcome.code, outcome.attempts) == (Status.DEAD, "error", 4)
+    assert outcome.answer == "no outcome within 0.05 s (the send was abandoned)"
 
 
 def test_a_scheduled_delivery_is_tried_eight_times() -> None:

@@ -194,7 +194,7 @@ async def through_outbox(ids: list[int], *, dry_run: bool, force: bool, as_json:
                 + table(["sub", "kind", "target", "status"], [list(p.values()) for p in plan]),
             )
             return True
-        now, row_ids = await sending.queue_send(db, ids, clock=utc_now)
+        now, row_ids = await sending.queue_send(db, ids, clock=utc_now, force=force)
         await run_with_progress(worker, row_ids, now)
         everything = as_json or len(row_ids) <= TABLE_ROWS
         found = await log.listing(

@@ -62,8 +62,9 @@ async def send_once(
                 f"rendered ({', '.join(output_cls.formats)}), nothing sent",
             }  # fmt: skip
         outcome = await deliver(
-            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}"), clock=clock
-        )
+            output, target, message, envelope=Envelope(f"oneoff_{uuid.uuid4().hex}"),
+            send_timeout=settings.send_timeout.total_seconds(), clock=clock,
+        )  # fmt: skip
     finally:
         await output.aclose()
         await context.aclose()
@@ -105,9 +106,11 @@ async def plan_send(db: Database, ids: Sequence[int], *, force: bool) -> SendPla
 
 
 async def queue_send(
-    db: Database, ids: Sequence[int], *, clock: Clock
+    db: Database, ids: Sequence[int], *, clock: Clock, force: bool
 ) -> tuple[datetime, list[int]]:
-    """Queue a manual delivery now for ``ids`` (empty: every active subscription): the
-    period they share and the new rows' ids."""
+    """Queue a manual delivery now for ``ids`` (empty: every active subscription), to paused
+    ones only with ``force``: the period they share and the new rows' ids."""
     now = clock()
-    return now, await outbox.queue_manual(db, now=now, subscription_ids=list(ids) or None)
+    return now, await outbox.queue_manual(
+        db, now=now, subscription_ids=list(ids) or None, force=force
+    )

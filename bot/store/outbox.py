@@ -178,11 +178,16 @@ async def insert_in(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> li
 
 
 async def queue_manual(
-    db: Database, *, now: datetime, subscription_ids: Sequence[int] | None = None
+    db: Database,
+    *,
+    now: datetime,
+    subscription_ids: Sequence[int] | None = None,
+    force: bool = False,
 ) -> list[int]:
     """Queue a manual delivery at ``now`` for the subscriptions ``subscription_ids`` (every
-    active one if None), in one statement; a paused one chosen by id gets a forced row.
-    Return the new rows' ids."""
+    active one if None), in one statement. With ``force`` a paused one chosen by id gets a
+    forced row; without, its row is skipped when a worker takes it (it was paused after the
+    send was checked). Return the new rows' ids."""
     chosen = (
         subscriptions.c.status == "active"
         if subscription_ids is None
@@ -190,7 +195,8 @@ async def queue_manual(
     )
     stamp = now.strftime("%Y%m%dT%H%M%S.%f")
     trigger = case(
-        (subscriptions.c.status == "paused", Trigger.FORCED.value), else_=Trigger.MANUAL.value
+        (and_(literal(force), subscriptions.c.status == "paused"), Trigger.FORCED.value),
+        else_=Trigger.MANUAL.value,
     )
     rows = select(
         literal("dlv_") + cast(subscriptions.c.id, String) + literal(f"_{stamp}Z_manual"),

@@ -245,6 +245,7 @@ async def set_status(
                 )
                 .values(
                     status=Status.SKIPPED,
+                    last_status=None,
                     last_answer=f"subscription {status}: {reason or 'no reason given'}",
                     next_attempt_at=None,
                     updated_at=now,

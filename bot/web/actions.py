@@ -193,7 +193,9 @@ async def send_now(web: WebContext, subscription_id: int) -> SendResult:
     from bot.worker import Worker, send_and_wait
 
     await sending.plan_send(web.db, [subscription_id], force=False)
-    period, row_ids = await sending.queue_send(web.db, [subscription_id], clock=web.clock)
+    period, row_ids = await sending.queue_send(
+        web.db, [subscription_id], clock=web.clock, force=False
+    )
     context = make_context(web.settings)
     worker = Worker(
         web.db, context, renderer=web.renderer, clock=web.clock, concurrency=4,

@@ -214,7 +214,7 @@ async def send(web: Web, request: SendRequest) -> Queued:
     if bool(ids) == request.all:
         raise ProblemError(422, "give either subscriptions (a list of ids) or all: true")
     await sending.plan_send(web.db, ids, force=request.force)
-    period, rows = await sending.queue_send(web.db, ids, clock=web.clock)
+    period, rows = await sending.queue_send(web.db, ids, clock=web.clock, force=request.force)
     web.wake()
     poll = f"{PREFIX}/deliveries?{urlencode({'period': period.isoformat(), 'limit': 1000})}"
     return Queued(period=period.isoformat(), deliveries=rows, poll=poll)

@@ -20,7 +20,15 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.delivery import OPERATOR, SCHEDULED, Outcome, RetryPolicy, Status, render_message
+from bot.delivery import (
+    OPERATOR,
+    SCHEDULED,
+    Outcome,
+    RetryPolicy,
+    Status,
+    render_message,
+    send_within,
+)
 from bot.digest import DigestRenderer, ReaderOptions, Window, compose
 from bot.digest.compose import STALE_AFTER
 from bot.errors import (
@@ -81,6 +89,7 @@ class Worker:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._finished = asyncio.Event()  # set whenever a send in flight finishes
+        self._fault: BaseException | None = None  # what stopped a task of the worker's
         self.on_sent: list[Callable[[str, Outcome, float], None]] = []
         """Called after each attempt with the output's name, the outcome and the seconds it
         took (metrics)."""
@@ -108,6 +117,8 @@ class Worker:
         """Claim and send until ``stop`` is set; then finish or give back what is in flight."""
         keeper = asyncio.create_task(self.leases.keep(lambda: self._inflight, stop))
         flusher = asyncio.create_task(self._flush_loop(stop))
+        for task in (keeper, flusher):
+            task.add_done_callback(self._watch)
         try:
             while not stop.is_set():
                 if not self._has_room():
@@ -129,7 +140,11 @@ class Worker:
     async def step(self, *, period: datetime | None = None) -> int:
         """Claim what fits in the free slots and start sending it; return how many.
 
-        ``period`` limits the claim to the rows of one period (a manual send's)."""
+        ``period`` limits the claim to the rows of one period (a manual send's). Raise what
+        stopped a task of the worker's (anything but the database being away, such as a bug in
+        recording outcomes), rather than send rows whose outcomes cannot be written."""
+        if self._fault is not None:
+            raise self._fault
         if not self._has_room():
             return 0
         try:
@@ -156,11 +171,18 @@ class Worker:
                 await self._finished.wait()
 
     def _forget(self, row_id: int) -> Callable[[asyncio.Task[None]], None]:
-        def forget(_task: asyncio.Task[None]) -> None:
+        def forget(task: asyncio.Task[None]) -> None:
             self._inflight.pop(row_id, None)
             self._finished.set()
+            self._watch(task)
 
         return forget
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """Keep the first error that ended ``task``, for ``step`` to raise."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._fault = self._fault or exc
+            self.wake.set()
 
     def _has_room(self) -> bool:
         """Claim in batches (up to four times the concurrency in hand), not row by row."""
@@ -181,15 +203,10 @@ class Worker:
             if isinstance(ready, outbox.Finished):
                 return ready
             prepared = ready
-            try:
-                async with asyncio.timeout(self.send_timeout):
-                    receipt = await prepared.output.send(
-                        prepared.target, prepared.message, envelope=prepared.envelope
-                    )
-            except TimeoutError as exc:
-                raise RetryableDeliveryError(
-                    f"no outcome within {self.send_timeout:g} s (the send was abandoned)"
-                ) from exc
+            receipt = await send_within(
+                prepared.output, prepared.target, prepared.message,
+                envelope=prepared.envelope, seconds=self.send_timeout,
+            )  # fmt: skip
         except DeliveryError as exc:
             outcome = self._failed(row, exc)
         except TargetError as exc:  # the reader's target, refused at send time

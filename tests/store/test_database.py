@@ -248,15 +248,27 @@ async def test_pausing_or_removing_skips_every_queued_row(db) -> None:
     removed = await subs.add(db, new_sub(), now=NOW)
     rows = [
         outbox.new_row(paused.id, NOW, now=NOW),
-        outbox.new_row(paused.id, NOW + timedelta(seconds=1), now=NOW, trigger=Trigger.MANUAL),
+        {  # a manual send's retry, after the receiver answered 500
+            **outbox.new_row(
+                paused.id, NOW + timedelta(seconds=1), now=NOW, trigger=Trigger.MANUAL
+            ),
+            "attempts": 1,
+            "last_status": "500",
+            "last_answer": "HTTP 500: down",
+        },
         outbox.new_row(removed.id, NOW, now=NOW, trigger=Trigger.CATCH_UP),
     ]
-    ids = await outbox.insert(db, rows)
+    ids = [i for row in rows for i in await outbox.insert(db, [row])]  # their own columns
+    (retry,) = await outbox.listing(db, ids=[ids[1]])
+    assert (retry.last_status, retry.attempts) == ("500", 1)
     await subs.set_status(db, paused.id, subs.PAUSED, now=NOW, reason="on holiday")
     await subs.set_status(db, removed.id, subs.REMOVED, now=NOW, reason="removed")
     found = {r.id: r for r in await outbox.listing(db, ids=ids)}
     assert [found[i].status for i in ids] == ["skipped"] * 3
-    assert found[ids[1]].last_answer == "subscription paused: on holiday"
+    assert (found[ids[1]].last_status, found[ids[1]].last_answer) == (
+        None,
+        "subscription paused: on holiday",
+    )  # the receiver's 500 is not shown as the skip's status
     await subs.set_status(db, paused.id, subs.ACTIVE, now=NOW)
     assert {r.status for r in await outbox.listing(db, ids=ids)} == {"skipped"}
 
@@ -276,9 +288,16 @@ async def test_a_manual_send_is_queued_in_one_statement(db) -> None:
     )
     assert row.delivery_id == outbox.delivery_id(active.id, moment, trigger=Trigger.MANUAL)
     later = moment + timedelta(seconds=1)
-    both = await outbox.queue_manual(db, now=later, subscription_ids=[active.id, resting.id])
+    chosen = [active.id, resting.id]
+    both = await outbox.queue_manual(db, now=later, subscription_ids=chosen, force=True)
     triggers = {r.subscription_id: r.trigger for r in await outbox.listing(db, ids=both)}
     assert triggers == {active.id: "manual", resting.id: "forced"}
+    # paused since the send was checked, without --force: skipped when taken, not forced
+    unforced = await outbox.queue_manual(
+        db, now=later + timedelta(seconds=1), subscription_ids=chosen
+    )
+    triggers = {r.subscription_id: r.trigger for r in await outbox.listing(db, ids=unforced)}
+    assert triggers == {active.id: "manual", resting.id: "manual"}
     assert await subs.kinds(db) == {"generic"}
 
 

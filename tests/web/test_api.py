@@ -195,6 +195,8 @@ async def test_a_send_answers_at_once_with_deliveries_to_poll(api) -> None:
     assert "paused" in refused["detail"]
     forced = await client.post("/api/v1/sends", json={"subscriptions": [2], "force": True})
     assert forced.status_code == 202
+    (forced_row,) = await outbox.listing(db, ids=forced.json()["deliveries"])
+    assert forced_row.trigger == "forced"
     everyone = (await client.post("/api/v1/sends", json={"all": True})).json()
     assert len(everyone["deliveries"]) == 1  # the paused one is left out
     problem(await client.post("/api/v1/sends", json={}), 422)

@@ -162,7 +162,7 @@ async def test_a_forced_send_reaches_a_paused_subscription(db, pool) -> None:
     await states.import_state(db, SEED_STATE, now=PERIOD)
     sub = await subs.add(db, new_sub(), now=PERIOD)
     await subs.set_status(db, sub.id, subs.PAUSED, now=PERIOD, reason="on holiday")
-    (row_id,) = await outbox.queue_manual(db, now=PERIOD, subscription_ids=[sub.id])
+    (row_id,) = await outbox.queue_manual(db, now=PERIOD, subscription_ids=[sub.id], force=True)
     (row,) = await outbox.claim(db, owner="w", now=PERIOD, limit=1, lease=LEASE, max_attempts=8)
     assert row.id == row_id and row.trigger == Trigger.FORCED
     assert isinstance(await prepared(db, pool, row), Prepared)

@@ -3,6 +3,7 @@ error that quotes the target's URL leaves in the delivery log, and the start-up 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -14,7 +15,7 @@ from bot.delivery import RetryPolicy
 from bot.digest import DigestRenderer
 from bot.errors import ConfigError
 from bot.outputs import output_classes
-from bot.store import states
+from bot.store import outbox, states
 from bot.store import subscriptions as subs
 from bot.worker import Worker
 from tests.conftest import SEED_STATE
@@ -26,7 +27,7 @@ import asyncio
 from bot.errors import ConfigError, TargetError
 from bot.outputs import Output, Receipt
 
-ACTIVE = {"now": 0, "peak": 0}
+ACTIVE = {"now": 0, "peak": 0, "sent": 0}
 
 
 class CountingOutput(Output):
@@ -38,6 +39,7 @@ class CountingOutput(Output):
 
     async def send(self, target, message, *, envelope):
         ACTIVE["now"] += 1
+        ACTIVE["sent"] += 1
         ACTIVE["peak"] = max(ACTIVE["peak"], ACTIVE["now"])
         try:
             await asyncio.sleep(0.05)
@@ -222,3 +224,26 @@ async def test_the_delivery_log_names_the_worker_that_sent(db, ctx, plugins) -> 
     assert row.sent_by == default.owner
     assert re.fullmatch(r"[^:]+:\d+:[0-9a-f]{6}", row.sent_by or "")
     assert worker(db, ctx).owner != default.owner  # two processes never share a lease
+
+
+async def test_a_bug_in_recording_stops_the_worker_instead_of_sending_again(
+    db, ctx, plugins, monkeypatch
+) -> None:
+    """An error in writing outcomes that is not the database being away stops the loop,
+    with the error; rows are not sent again every lease, unrecorded, in the meantime."""
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    created = [await add(db, f"somewhere/{n}", kind="counting") for n in range(3)]
+    ids = await queue(db, [s.id for s in created])
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in recording")
+
+    monkeypatch.setattr(outbox, "record", broken)
+    looping = worker(db, ctx, lease=timedelta(seconds=0.3), policy=RetryPolicy(attempts=8))
+    with pytest.raises(RuntimeError, match="a bug in recording"):
+        async with asyncio.timeout(10):
+            await looping.run(asyncio.Event(), grace=1)
+    assert sys.modules["loop_plugins"].ACTIVE["sent"] == 3
+    monkeypatch.undo()
+    rows = await outbox.listing(db, ids=ids)
+    assert {(r.status, r.attempts) for r in rows} == {("sending", 1)}  # taken up again later
