@@ -94,6 +94,12 @@ def one_line_error(code: int, out: str, err: str) -> str:
             {},
             "--name: control character U+009B",
         ),
+        (
+            ["subscribe", "email", "a@example.org", "--name", "n" * 201],
+            {},
+            "--name: too long: 201 characters (at most 200)",
+        ),
+        (["subscriptions", "pause", "1", "--reason", "r" * 300], {}, "--reason: too long: 300"),
         (["preview", "--timezone", ""], {}, "--timezone: empty"),
         (["subscribe", "webhook", " "], {}, "URL: empty"),
         (["subscribe", "email", ""], {}, "ADDRESS: empty"),
