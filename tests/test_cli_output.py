@@ -254,6 +254,27 @@ def test_state_validate_counts_in_the_singular_and_plural(env) -> None:
     assert "— 4 topics, 18 actors, 1 source, 17 developments (revision " in out
 
 
+def test_state_import_refuses_what_would_break_sending(env, state_dir) -> None:
+    from tests.conftest import extra_development, write_developments
+
+    code, out, err = invoke("state", "import", env=env)
+    assert code == 0, err
+    for title, problem in [
+        ("Two\rlines", "developments.0.title.en: U+000D (carriage return) at character 4"),
+        ("Sep\u2028arated", "developments.0.title.en: U+2028 (line separator) at character 4"),
+        ("x" * 201, "developments.0.title.en: too long: 201 characters (at most 200)"),
+    ]:
+        write_developments(state_dir, extra_development("later", title_en=title))
+        code, out, err = invoke("state", "import", str(state_dir), env=env)
+        assert code == 2 and err.startswith("zz_extra.yaml:") and problem in err, err
+    (state_dir / "zz_extra.yaml").write_text("", encoding="utf-8")
+    code, out, err = invoke("state", "import", str(state_dir), env=env)
+    assert (code, err) == (2, "zz_extra.yaml:1: the file is empty\n")
+    (state_dir / "zz_extra.yaml").unlink()
+    code, out, err = invoke("state", "import", str(state_dir), env=env)
+    assert code == 0 and "unchanged: already the current revision" in out, (out, err)
+
+
 async def test_control_characters_stored_earlier_are_escaped_in_listings(env) -> None:
     from bot.store import subscriptions as subs
     from bot.store.database import Database
