@@ -43,7 +43,15 @@ def one_line_error(code: int, out: str, err: str) -> str:
         (
             ["subscriptions", "show", "99999999999999999999999"],
             {},
-            "ID: 99999999999999999999999 is not a subscription id (1 to 9223372036854775807)",
+            "ID: 99999999999999999999999 is not a subscription id (1 to 2147483647)",
+        ),
+        (["subscriptions", "show", "2147483648"], {}, "ID: 2147483648 is not a subscription id"),
+        (["review", "accept", "99999999999999999999999"], {}, "ID: 999999999999999999999"),
+        (["review", "reject", "2147483648"], {}, "ID: 2147483648 is not an entry id"),
+        (
+            ["prune", "--older-than", "99999999999d"],
+            {},
+            "--older-than: '99999999999d' goes back further than dates do",
         ),
         (["subscriptions", "pause", "0"], {}, "ID: 0 is not a subscription id"),
         (["send", "--subscription", "9223372036854775808"], {}, "--subscription: 92233"),
