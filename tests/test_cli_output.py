@@ -123,6 +123,11 @@ def one_line_error(code: int, out: str, err: str) -> str:
             "--to 'not-an-email': neither a webhook URL (https://…) nor an email address",
         ),
         (["send", "--subscription", "abc"], {}, "--subscription: "),
+        (
+            ["send", "--all", "--topics", "talks", "--now", NOW],
+            {},
+            "--topics, --now: only with --to (a subscription is sent as it is set up)",
+        ),
         (["nonsense"], {}, "No such command 'nonsense'"),
     ],
 )
