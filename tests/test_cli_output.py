@@ -43,7 +43,15 @@ def one_line_error(code: int, out: str, err: str) -> str:
         (
             ["subscriptions", "show", "99999999999999999999999"],
             {},
-            "ID: 99999999999999999999999 is not a subscription id (1 to 9223372036854775807)",
+            "ID: 99999999999999999999999 is not a subscription id (1 to 2147483647)",
+        ),
+        (["subscriptions", "show", "2147483648"], {}, "ID: 2147483648 is not a subscription id"),
+        (["review", "accept", "99999999999999999999999"], {}, "ID: 999999999999999999999"),
+        (["review", "reject", "2147483648"], {}, "ID: 2147483648 is not an entry id"),
+        (
+            ["prune", "--older-than", "99999999999d"],
+            {},
+            "--older-than: '99999999999d' goes back further than dates do",
         ),
         (["subscriptions", "pause", "0"], {}, "ID: 0 is not a subscription id"),
         (["send", "--subscription", "9223372036854775808"], {}, "--subscription: 92233"),
@@ -94,6 +102,12 @@ def one_line_error(code: int, out: str, err: str) -> str:
             {},
             "--name: control character U+009B",
         ),
+        (
+            ["subscribe", "email", "a@example.org", "--name", "n" * 201],
+            {},
+            "--name: too long: 201 characters (at most 200)",
+        ),
+        (["subscriptions", "pause", "1", "--reason", "r" * 300], {}, "--reason: too long: 300"),
         (["preview", "--timezone", ""], {}, "--timezone: empty"),
         (["subscribe", "webhook", " "], {}, "URL: empty"),
         (["subscribe", "email", ""], {}, "ADDRESS: empty"),
@@ -109,6 +123,11 @@ def one_line_error(code: int, out: str, err: str) -> str:
             "--to 'not-an-email': neither a webhook URL (https://…) nor an email address",
         ),
         (["send", "--subscription", "abc"], {}, "--subscription: "),
+        (
+            ["send", "--all", "--topics", "talks", "--now", NOW],
+            {},
+            "--topics, --now: only with --to (a subscription is sent as it is set up)",
+        ),
         (["nonsense"], {}, "No such command 'nonsense'"),
     ],
 )
@@ -246,6 +265,27 @@ def test_state_validate_counts_in_the_singular_and_plural(env) -> None:
     code, out, err = invoke("state", "validate", env=env)
     assert code == 0, err
     assert "— 4 topics, 18 actors, 1 source, 17 developments (revision " in out
+
+
+def test_state_import_refuses_what_would_break_sending(env, state_dir) -> None:
+    from tests.conftest import extra_development, write_developments
+
+    code, out, err = invoke("state", "import", env=env)
+    assert code == 0, err
+    for title, problem in [
+        ("Two\rlines", "developments.0.title.en: U+000D (carriage return) at character 4"),
+        ("Sep\u2028arated", "developments.0.title.en: U+2028 (line separator) at character 4"),
+        ("x" * 201, "developments.0.title.en: too long: 201 characters (at most 200)"),
+    ]:
+        write_developments(state_dir, extra_development("later", title_en=title))
+        code, out, err = invoke("state", "import", str(state_dir), env=env)
+        assert code == 2 and err.startswith("zz_extra.yaml:") and problem in err, err
+    (state_dir / "zz_extra.yaml").write_text("", encoding="utf-8")
+    code, out, err = invoke("state", "import", str(state_dir), env=env)
+    assert (code, err) == (2, "zz_extra.yaml:1: the file is empty\n")
+    (state_dir / "zz_extra.yaml").unlink()
+    code, out, err = invoke("state", "import", str(state_dir), env=env)
+    assert code == 0 and "unchanged: already the current revision" in out, (out, err)
 
 
 async def test_control_characters_stored_earlier_are_escaped_in_listings(env) -> None:

@@ -148,6 +148,12 @@ async def test_send_subscriptions_through_the_outbox(env, receiver) -> None:
     code, out, err = await cli("deliveries", "--json", env=env)
     log = json.loads(out)
     assert len(log) == 3 and {d["status"] for d in log} == {"delivered", "dead"}
+    assert {d["last_status"] for d in log} == {200, 400}  # typed: HTTP status codes as integers
+    assert all(
+        d["next_attempt_at"] is None and d["delivered_at"] is None
+        for d in log
+        if d["status"] == "dead"
+    )
     assert all(d["delivery_id"].startswith(f"dlv_{d['subscription']}_") for d in log)
     code, out, err = await cli("deliveries", "--subscription", "2", "--status", "dead", env=env)
     assert code == 0 and "400 HTTP 400: invalid_payload" in out

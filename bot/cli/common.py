@@ -22,13 +22,13 @@ from bot.operations.values import check_name, check_zone, parse_moment, parse_to
 from bot.settings import Settings, get_settings
 from bot.state import State
 from bot.store.database import Database
+from bot.store.tables import MAX_ID
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = ["check_name", "check_zone", "numeric", "parse_moment", "parse_topics"]
 T = TypeVar("T")
-MAX_ID = 2**63 - 1  # the database's integer ids
 _CONTROL = values.CONTROL
 
 
@@ -68,12 +68,20 @@ def plural(count: int, singular: str, several: str | None = None) -> str:
 # ── Options ──────────────────────────────────────────────────────────────────────────────
 
 
-def check_ids(value: T) -> T:
-    """A typer callback: subscription ids are 1 to 2**63-1 (the database's integers)."""
-    for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, int) and not 1 <= item <= MAX_ID:
-            raise typer.BadParameter(f"{item} is not a subscription id (1 to {MAX_ID})")
-    return value
+def id_check(what: str) -> Callable[[T], T]:
+    """A typer callback refusing ids outside 1 to ``MAX_ID`` (the database's integers):
+    ``--subscription 99999999999999999999999`` is a usage error, not a driver's overflow."""
+
+    def check(value: T) -> T:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int) and not 1 <= item <= MAX_ID:
+                raise typer.BadParameter(f"{item} is not {what} id (1 to {MAX_ID})")
+        return value
+
+    return check
+
+
+check_ids = id_check("a subscription")
 
 
 def not_empty(value: T) -> T:

@@ -12,6 +12,7 @@ import typer
 from bot.cli.common import (
     emit,
     fail,
+    id_check,
     not_empty,
     plural,
     settings,
@@ -28,7 +29,10 @@ from bot.store.database import Database
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 EntryId = Annotated[
-    int, typer.Argument(metavar="ID", help="The entry's id (briefing review list).")
+    int,
+    typer.Argument(
+        metavar="ID", help="The entry's id (briefing review list).", callback=id_check("an entry")
+    ),
 ]
 By = Annotated[
     str | None,

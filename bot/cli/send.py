@@ -120,6 +120,10 @@ def send(
     """
     if sum(bool(x) for x in (to, subscription, all_)) != 1:
         fail("give exactly one of --to, --subscription or --all")
+    once_only = {"--kind": kind, "--secret": secret, "--topics": topics, "--locale": locale,
+                 "--timezone": timezone, "--now": now}  # fmt: skip
+    if not to and (given := [name for name, value in once_only.items() if value]):
+        fail(f"{', '.join(given)}: only with --to (a subscription is sent as it is set up)")
     setup_logging(level=logging.WARNING)  # problems only, printed above the progress bar
     if to:
         check_target(to, kind)

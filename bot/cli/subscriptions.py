@@ -426,10 +426,13 @@ def prune(
 ) -> None:
     """Delete old finished deliveries from the log; keep each subscription's latest
     delivered one (its next digest starts there) and everything still queued."""
-    age = parse_duration(older_than)
-    if not isinstance(age, timedelta) or age <= timedelta(0):
+    try:
+        age = parse_duration(older_than)
+        before = utc_now() - age if isinstance(age, timedelta) and age > timedelta(0) else None
+    except OverflowError:
+        raise ConfigError(f"--older-than: {older_than!r} goes back further than dates do") from None
+    if before is None:
         raise ConfigError(f"--older-than: {older_than!r} is not a duration such as 90d or 12h")
-    before = utc_now() - age
     removed = with_database(lambda db: outbox.prune(db, before=before))
     emit(
         {"deleted": removed, "before": before.isoformat()},

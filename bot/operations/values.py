@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from bot.digest import ReaderOptions
 from bot.errors import ConfigError
 from bot.settings import Settings
-from bot.state.model import check_timezone
+from bot.state.model import LINE_LIMIT, check_timezone
 
 FIRST_YEAR, LAST_YEAR = 2, 9998  # a window's start and the zones around a date stay in range
 # C0 controls (ESC included), DEL, C1 controls, and the Unicode line and paragraph separators.
@@ -17,7 +17,8 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def check_name(name: str | None, *, option: str = "--name") -> str | None:
-    """A name or a reason: one line of printable text (no control characters)."""
+    """A name or a reason: one line of printable text (no control characters), at most
+    ``LINE_LIMIT`` characters, as the API and the state's one-line fields allow."""
     if name is None:
         return None
     if not name.strip():
@@ -27,6 +28,8 @@ def check_name(name: str | None, *, option: str = "--name") -> str | None:
             f"{option}: control character U+{ord(found.group()):04X} not allowed "
             f"(at position {found.start() + 1})"
         )
+    if len(name) > LINE_LIMIT:
+        raise ConfigError(f"{option}: too long: {len(name)} characters (at most {LINE_LIMIT})")
     return name
 
 

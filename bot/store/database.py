@@ -168,7 +168,7 @@ class Database:
         try:
             engine = create_async_engine(parsed, **options)
         except (SQLAlchemyError, ImportError) as exc:
-            raise ConfigError(f"cannot use the database {shown}: {exc}") from exc
+            raise ConfigError(f"cannot use the database {shown}: {_reason(exc)}") from exc
         if parsed.drivername.startswith("sqlite"):
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         database = cls(engine, keyring=keyring)
@@ -177,7 +177,7 @@ class Database:
                 await database.migrate()
             except (SQLAlchemyError, OSError) as exc:
                 await engine.dispose()
-                raise ConfigError(f"cannot open the database {shown}: {exc}") from exc
+                raise ConfigError(f"cannot open the database {shown}: {_reason(exc)}") from exc
         return database
 
     async def migrate(self) -> None:
@@ -190,6 +190,13 @@ class Database:
         """Dispose of the engine, logging what the process asked of the database."""
         log.info("database use: %s", self.usage)
         await self.engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own message, first line only (SQLAlchemy wraps it and adds lines of
+    background and SQL)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _create_private(path: Path) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
+MAX_ID = 2**31 - 1  # ids are Integer columns: 32 bits on PostgreSQL
 
 
 class UTCDateTime(TypeDecorator[datetime]):

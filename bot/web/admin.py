@@ -16,6 +16,7 @@ from bot.delivery import Status
 from bot.digest import Digest
 from bot.errors import BriefingError
 from bot.store import subscriptions as subs
+from bot.store.tables import MAX_ID
 from bot.web import actions, session
 from bot.web.context import Web, WebContext
 from bot.web.html import framed, page
@@ -25,7 +26,6 @@ from bot.web.session import Session
 log = logging.getLogger("briefing.web")
 router = APIRouter(prefix="/admin", include_in_schema=False)
 STATUS_OF = {"pause": subs.PAUSED, "resume": subs.ACTIVE, "remove": subs.REMOVED}
-MAX_ID = 2**63 - 1
 
 
 class Visit:
@@ -211,8 +211,9 @@ async def deliveries(
     if not isinstance(visit, Visit):
         return visit
     t = translator(visit.session.lang)
-    chosen = int(subscription) if subscription and subscription.isdigit() else None
+    chosen = None
     try:
+        chosen = _subscription_id(subscription)
         rows = await actions.deliveries(web, subscription_id=chosen, status=status or None)
     except BriefingError as exc:
         visit.session.say(False, f"{t('problem')}: {exc}")
@@ -223,10 +224,20 @@ async def deliveries(
     )  # fmt: skip
 
 
+def _subscription_id(text: str | None) -> int | None:
+    """A subscription id from a query: None when absent or not a number; past the
+    database's integers, ``BriefingError`` as for any unknown subscription."""
+    if not text or not text.isdigit():
+        return None
+    if not 1 <= int(text) <= MAX_ID:
+        raise BriefingError(f"no subscription {text}")
+    return int(text)
+
+
 async def _preview_digest(web: WebContext, values: dict[str, str | None]) -> Digest:
     sub = None
-    if values["subscription"]:
-        sub = await subs.get(web.db, int(values["subscription"]))
+    if (chosen := _subscription_id(values["subscription"])) is not None:
+        sub = await subs.get(web.db, chosen)
     return await actions.digest_for(web, sub, locale=values["locale"], topics=values["topics"])
 
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.operations.deliveries import DeliveryView
 from bot.operations.subscriptions import SubscriptionView
 from bot.state.model import LINE_LIMIT, TEXT_LIMIT
+from bot.store.tables import MAX_ID as MAX_ID
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns (32 bits on PostgreSQL)
 Line = Annotated[str, Field(min_length=1, max_length=2000)]
 Short = Annotated[str, Field(min_length=1, max_length=200)]
 Locale = Literal["en", "fr"]

@@ -62,6 +62,17 @@ async def test_unreachable_database_is_a_clear_error(tmp_path) -> None:
         await Database.open("postgresql://u:secret@127.0.0.1:1/db")
 
 
+async def test_a_missing_postgresql_database_is_named_in_one_line() -> None:
+    from tests.dbs import postgres_database
+
+    async with postgres_database() as url:
+        missing = url.rsplit("/", 1)[0] + "/briefing_no_such_database"
+        with pytest.raises(ConfigError) as caught:
+            await Database.open(missing)
+    assert str(caught.value).endswith(': database "briefing_no_such_database" does not exist')
+    assert "\n" not in str(caught.value) and "sqlalche.me" not in str(caught.value)
+
+
 async def test_migrations_create_the_schema_and_are_idempotent(db) -> None:
     await db.migrate()
     async with db.engine.connect() as conn:

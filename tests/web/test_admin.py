@@ -157,3 +157,18 @@ async def test_ssrf_guard_and_preview(db, tmp_path) -> None:
         french = await client.get(f"{base}/admin/lang/fr")
         assert french.status_code == 303
         assert "Abonnements" in (await client.get(f"{base}/admin")).text
+
+
+async def test_ids_past_the_database_integers_are_unknown_not_errors(db, tmp_path) -> None:
+    too_big = 2**31  # past PostgreSQL's INTEGER
+    async with served(db, settings=settings(tmp_path)) as server, httpx.AsyncClient() as client:
+        base = server.url
+        csrf = await signed_in(client, base)
+        done = await client.post(f"{base}/admin/subscriptions/{too_big}/pause", data={"csrf": csrf})
+        assert done.status_code == 303
+        assert f"no subscription {too_big}" in (await client.get(f"{base}/admin")).text
+        log = await client.get(f"{base}/admin/deliveries?subscription={too_big}")
+        assert log.status_code == 200 and f"no subscription {too_big}" in log.text
+        for path in ("preview", "preview/email"):
+            shown = await client.get(f"{base}/admin/{path}?channel=email&subscription={too_big}")
+            assert shown.status_code == 200 and f"no subscription {too_big}" in shown.text, path
