@@ -57,6 +57,9 @@ class AppriseOutput(Output):
 
     name = "apprise"
     formats = ("chat",)
+    target_form = "an Apprise URL (tgram://…, pover://…, json://…)"
+    limits_kept = "the service's body_maxlen"
+    secrets_needed = "none (the whole URL is the secret)"
 
     def __init__(self, context: OutputContext) -> None:
         super().__init__(context)

@@ -40,6 +40,9 @@ class NtfyOutput(ApiOutput):
     hosts = ("ntfy.sh",)
     MESSAGE_BYTES = 4000  # ntfy's default message-size-limit is 4,096 bytes
     TAGS = ("newspaper",)
+    target_form = "https://ntfy.sh/TOPIC (or a topic on your server)"
+    limits_kept = f"{MESSAGE_BYTES:,} bytes a message"
+    secrets_needed = "an access token, if the topic needs one (--token-env)"
 
     async def validate(self, target: Target) -> Target:
         if len(target.secrets) > 1:
