@@ -44,6 +44,21 @@ class NtfyOutput(ApiOutput):
     limits_kept = f"{MESSAGE_BYTES:,} bytes a message"
     secrets_needed = "an access token, if the topic needs one (--token-env)"
 
+    @classmethod
+    def claims(cls, address: str) -> bool:
+        """A topic URL on a server named ntfy.… (https://ntfy.example.org/alerts) is an
+        ntfy target."""
+        try:
+            parts = urlsplit(address.strip())
+        except ValueError:
+            return False
+        return (
+            parts.scheme in ("http", "https")
+            and (parts.hostname or "").startswith("ntfy.")
+            and not parts.query
+            and TOPIC.fullmatch(parts.path.strip("/")) is not None
+        )
+
     async def validate(self, target: Target) -> Target:
         if len(target.secrets) > 1:
             raise TargetError("an ntfy target takes at most one secret: an access token")

@@ -80,5 +80,15 @@ async def test_bad_targets(context, address, secrets) -> None:
         await output_class("ntfy")(context).validate(Target("ntfy", address, secrets))
 
 
-def test_a_topic_on_ntfy_sh_is_an_ntfy_target() -> None:
-    assert infer_kind("https://ntfy.sh/briefing-7f3a") == "ntfy"
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("https://ntfy.sh/briefing-7f3a", "ntfy"),
+        ("https://ntfy.example.org/briefing-7f3a", "ntfy"),  # a server of one's own
+        ("https://ntfy.example.org/hooks/briefing", "generic"),  # not a topic URL
+        ("https://ntfy.example.org/briefing?x=1", "generic"),
+        ("https://example.org/briefing-7f3a", "generic"),
+    ],
+)
+def test_a_topic_url_on_an_ntfy_server_is_an_ntfy_target(address, kind) -> None:
+    assert infer_kind(address) == kind
