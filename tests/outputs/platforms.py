@@ -121,6 +121,8 @@ def telegram_api(token: str) -> Behaviour:
 # https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid
 # (transaction ids: the same txnId with the same access token gives back the same event),
 # https://spec.matrix.org/latest/client-server-api/#standard-error-response,
+# https://spec.matrix.org/latest/client-server-api/#rate-limiting (M_LIMIT_EXCEEDED with
+# retry_after_ms, deprecated in v1.10 for a Retry-After header),
 # https://spec.matrix.org/latest/client-server-api/#size-limits (65,536 bytes an event).
 
 
