@@ -137,13 +137,19 @@ class AppriseOutput(Output):
 
     async def _check_host(self, plugin: Any) -> None:
         """Check the host the service's URL names (an SMTP server for email), if any, by
-        the SSRF rule; a cloud service's URL names no host, only its tokens."""
+        the SSRF rule and the egress allow-list; a cloud service's URL names no host, only
+        its tokens, so with an allow-list set (every connection confined) it is refused."""
         host = getattr(plugin, "smtp_host", None) or (
             getattr(plugin, "host", None)
             if any("{host}" in t for t in getattr(plugin, "templates", ()))
             else None
         )
         if not host:
+            if self.context.policy.egress is not None:
+                raise TargetError(
+                    f"BRIEFING_EGRESS_ALLOWLIST is set, and Apprise's {type(plugin).__name__} "
+                    "connects to a host its URL does not name, which the bot cannot check"
+                )
             return
         secure = bool(getattr(plugin, "secure", False))
         port = getattr(plugin, "port", None) or getattr(plugin, "smtp_port", None)
