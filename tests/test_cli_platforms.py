@@ -135,6 +135,9 @@ def test_the_briefing_command_has_them(tmp_path) -> None:
     assert code == 0, err
     parts = json.loads(out)
     assert parts and all(p["parse_mode"] == "HTML" for p in parts)
+    code, out, err = invoke("preview", "--format", "apprise", "--now", "2025-12-02T18:00:00Z",
+                            env=env)  # fmt: skip
+    assert code == 0 and all(set(p) == {"title", "body"} for p in json.loads(out)), err
     code, out, err = invoke("outputs", "--json", env=env)
     assert code == 0 and "zulip" in {row["kind"] for row in json.loads(out)}, err
     code, out, err = invoke("subscribe", "--help", env=env)

@@ -19,6 +19,7 @@ import asyncio
 import importlib
 import logging
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from bot.errors import (
@@ -98,9 +99,8 @@ class AppriseOutput(Output):
                     await self._check_host(plugin)
                 except TargetError as exc:
                     raise PermanentDeliveryError(str(exc)) from exc
-                numbered = f"{title} ({index + 1}/{len(bodies)})" if len(bodies) > 1 else title
                 try:
-                    await self._notify(plugin, numbered, bodies[index])
+                    await self._notify(plugin, _numbered(title, index, len(bodies)), bodies[index])
                 except DeliveryError as exc:
                     exc.parts_done = index
                     raise
@@ -109,6 +109,15 @@ class AppriseOutput(Output):
             exc.args = (exc.reason,)
             raise
         return Receipt(status="sent", parts=len(bodies))
+
+    def payloads(self, message: Message) -> list[dict[str, Any]]:
+        """What each part hands to Apprise (title and markdown body), for ``briefing
+        preview``: as for a service with a title and bodies of up to ``BODY_LIMIT``
+        characters (a service's own limits may make more parts; Apprise then writes them
+        in the service's format)."""
+        title, bodies = self._parts(message, SimpleNamespace(title_maxlen=250))
+        total = len(bodies)
+        return [{"title": _numbered(title, n, total), "body": b} for n, b in enumerate(bodies)]
 
     def _plugin(self, url: str) -> Any:
         notifier = self.apprise.Apprise
@@ -173,6 +182,11 @@ class AppriseOutput(Output):
             raise RetryableDeliveryError(f"Apprise failed: {type(exc).__name__}: {exc}") from exc
         if not result:
             raise RetryableDeliveryError(f"Apprise could not deliver{_detail(result)}")
+
+
+def _numbered(title: str, index: int, total: int) -> str:
+    """The title of part ``index`` of ``total``: ``title (2/3)``; the title alone for one."""
+    return f"{title} ({index + 1}/{total})" if total > 1 else title
 
 
 def _detail(result: Any) -> str:

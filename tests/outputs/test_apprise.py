@@ -51,6 +51,18 @@ def test_parts_fit_the_service_body_limit(renderer, long_digest, context) -> Non
     assert all(len(body) <= plugin.body_maxlen for body in bodies)
 
 
+def test_preview_payloads_are_what_apprise_is_handed(renderer, long_digest, context) -> None:
+    from bot.outputs.apprise_bridge import BODY_LIMIT
+
+    output = output_class("apprise")(context)
+    payloads = output.payloads(message_for(renderer, long_digest, "apprise"))
+    total = len(payloads)
+    assert total > 1 and all(len(p["body"]) <= BODY_LIMIT for p in payloads)
+    assert [p["title"] for p in payloads] == [
+        f"{long_digest.story} — Tuesday 2 December 2025 ({n}/{total})" for n in range(1, total + 1)
+    ]
+
+
 @pytest.mark.parametrize("status", [400, 404, 500])
 async def test_any_failure_is_retryable(endpoint, context, renderer, digest, status) -> None:
     target = endpoint.target("apprise", "fail", reply(status, "no"))
