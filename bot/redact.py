@@ -3,7 +3,10 @@
 A webhook URL may carry its token anywhere after the host (the only path segment, the
 first, the last, a query value) and in its user information, so a masked URL keeps only
 what tells targets apart: scheme, host, port and at most the last 4 characters of the
-path and query, never a whole segment or value. Nothing here raises, whatever the input.
+path and query, never a whole segment or value. A URL of another scheme than http(s) (an
+Apprise URL) may hold a token where the host would be (``pover://user@TOKEN``,
+``tgram://BOTTOKEN/chat``), so its host is treated like its path. Nothing here raises,
+whatever the input.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ SCRUBBED_PIECE = 8  # pieces of a URL at least this long are hidden from free te
 _PIECE_BREAKS = re.compile(r"[/?&=;#]")
 _PORT = re.compile(r"\d{1,5}")
 _UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")
+HOST_SCHEMES = ("http", "https", "")  # schemes whose authority names a host, not a token
 
 
 def mask_secret(secret: str) -> str:
@@ -74,8 +78,10 @@ def mask_url(url: str) -> str:
     scheme, host and port, then at most the last 4 characters of the path and query."""
     scheme, authority, rest = _split(url)
     host, port = _host_port(authority)
-    scheme = _UNPRINTABLE.sub("", scheme)[:20]
-    return f"{scheme + '://' if scheme else ''}{host}{':' + port if port else ''}{_tail(rest)}"
+    shown = _UNPRINTABLE.sub("", scheme)[:20] + "://" if scheme else ""
+    if scheme.lower() not in HOST_SCHEMES:  # tgram://BOTTOKEN/… → tgram://…01
+        return shown + _tail("/" + authority.rpartition("@")[2] + rest)[1:]
+    return f"{shown}{host}{':' + port if port else ''}{_tail(rest)}"
 
 
 def is_email(address: str) -> bool:
@@ -96,18 +102,24 @@ def default_name(kind: str, address: str) -> str:
     hooks.slack.com``; an email address is its own name."""
     if kind == "email" or is_email(address):
         return address
+    scheme = _split(address)[0]
+    if scheme.lower() not in HOST_SCHEMES:  # its "host" may be a token
+        return f"{kind} target ({_UNPRINTABLE.sub('', scheme)[:20]}://)"
     return f"{kind} webhook on {host_of(address) or 'an unnamed host'}"
 
 
 @functools.lru_cache(maxsize=4096)
 def _pieces(url: str) -> tuple[str, ...]:
     """Everything in ``url`` but its scheme and host (user information, port, path, query,
-    fragment), whole and in pieces, as written and percent-decoded: what a token may be."""
-    _, authority, rest = _split(url)
+    fragment; the host too for another scheme than http(s)), whole and in pieces, as
+    written and percent-decoded: what a token may be."""
+    scheme, authority, rest = _split(url)
     userinfo, _, hostport = authority.rpartition("@")
     port = hostport.rpartition("]")[2].partition(":")[2]
     fragment = url.partition("#")[2]
     whole = {url.strip(), userinfo, port, rest, fragment}
+    if scheme.lower() not in HOST_SCHEMES:
+        whole.add(hostport)
     whole |= {unquote(text) for text in whole}
     found = set(whole)
     for text in whole:

@@ -115,7 +115,7 @@ def one_line_error(code: int, out: str, err: str) -> str:
         (
             ["preview", "--format", "pdf"],
             {},
-            "--format: unknown format 'pdf' (known: text, markdown, html, json, discord, generic, ",
+            "--format: unknown format 'pdf' (known: text, markdown, html, json, apprise, discord, ",
         ),
         (
             ["send", "--to", "not-an-email"],

@@ -4,6 +4,7 @@ run on an app of their own (the commands are added to the main one by ``register
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import typer
@@ -47,7 +48,53 @@ def test_outputs_lists_every_kind(run) -> None:
     assert {"telegram", "matrix", "googlechat", "ntfy", "zulip", "apprise", "slack"} <= set(kinds)
     assert kinds["telegram"]["hosts"] == ["api.telegram.org"]
     assert kinds["telegram"]["formats"] == ["chat_html"]
-    assert "Telegram" in run("outputs").output
+    for kind in ("telegram", "matrix", "googlechat", "ntfy", "zulip", "apprise"):
+        assert all(kinds[kind][key] for key in ("target", "limits", "secrets")), kinds[kind]
+    assert "4,096 characters" in kinds["telegram"]["limits"]
+    assert "token" in kinds["telegram"]["secrets"] and "key" in kinds["zulip"]["secrets"]
+    assert "room id" in kinds["matrix"]["claims"]
+    text = run("outputs").output
+    assert "https://HOMESERVER/#/!room:server" in text and "10,000 bytes a message" in text
+
+
+PLUGIN = """
+from bot.outputs import Output
+
+
+class PigeonOutput(Output):
+    name = "pigeon"
+    formats = ("text",)
+    target_form = "a loft's name"
+
+    async def validate(self, target):
+        return target
+
+    async def send(self, target, message, *, envelope):
+        raise NotImplementedError
+"""
+
+
+def test_outputs_lists_plugins_too(run, tmp_path, monkeypatch) -> None:
+    from bot.outputs.registry import output_classes
+
+    (tmp_path / "pigeon_output.py").write_text(PLUGIN, encoding="utf-8")
+    dist = tmp_path / "pigeon_output-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pigeon-output\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[briefing.outputs]\npigeon = pigeon_output:PigeonOutput\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    output_classes.cache_clear()
+    try:
+        rows = {row["kind"]: row for row in json.loads(run("outputs", "--json").output)}
+        text = run("outputs").output
+    finally:
+        monkeypatch.delitem(sys.modules, "pigeon_output", raising=False)
+        output_classes.cache_clear()
+    assert rows["pigeon"]["target"] == "a loft's name" and rows["pigeon"]["secrets"] == ""
+    (line,) = [line for line in text.splitlines() if line.startswith("pigeon")]
+    assert "a loft's name" in line and "—" in line
 
 
 def test_subscribe_telegram_takes_the_token_from_the_environment(run) -> None:
@@ -88,6 +135,9 @@ def test_the_briefing_command_has_them(tmp_path) -> None:
     assert code == 0, err
     parts = json.loads(out)
     assert parts and all(p["parse_mode"] == "HTML" for p in parts)
+    code, out, err = invoke("preview", "--format", "apprise", "--now", "2025-12-02T18:00:00Z",
+                            env=env)  # fmt: skip
+    assert code == 0 and all(set(p) == {"title", "body"} for p in json.loads(out)), err
     code, out, err = invoke("outputs", "--json", env=env)
     assert code == 0 and "zulip" in {row["kind"] for row in json.loads(out)}, err
     code, out, err = invoke("subscribe", "--help", env=env)

@@ -29,6 +29,10 @@ SHAPES = {
     "no scheme": f"hooks.example.org/{TOKEN}",
     "encoded": f"https://hooks.example.org/a%2F{TOKEN}",
     "mailto URL with a password": f"mailto://user:{TOKEN}@gmail.com",
+    # Apprise URLs: a token where an http URL has its host
+    "Apprise token as host": f"pbul://{TOKEN}",
+    "Apprise token as host, then path": f"tgram://{TOKEN}/-1001",
+    "Apprise token as host, after a user": f"pover://userkey@{TOKEN}",
 }
 
 
@@ -70,6 +74,12 @@ def test_email_addresses_are_shown_and_name_themselves() -> None:
     )
     teams = "https://acme.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/SECRETPART"
     assert "SECRETPART" not in mask_target(teams) and "a@b" not in mask_target(teams)
+
+
+def test_an_apprise_url_names_its_scheme_only() -> None:
+    url = "pover://USERKEY0123456789@APPTOKEN0123456789"
+    assert mask_target(url) == "pover://…6789"
+    assert default_name("apprise", url) == "apprise target (pover://)"
 
 
 def test_control_characters_never_reach_a_masked_url() -> None:

@@ -32,8 +32,8 @@ def preview(
         typer.Option(
             "--format",
             metavar="FORMAT",
-            help="text, markdown, html or json, or a webhook output (discord, generic, "
-            "mattermost, slack, teams…) for the payloads it would post.",
+            help="text, markdown, html or json, or an output (slack, telegram, matrix, "
+            "apprise…; see 'briefing outputs') for the payloads it would send.",
             callback=not_empty,
         ),
     ] = "text",

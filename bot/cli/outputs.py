@@ -30,25 +30,40 @@ from bot.outputs.registry import output_classes
 
 
 def outputs(as_json: AsJson = False) -> None:
-    """List the output kinds: what each sends, the renders it needs, the hosts it is
-    inferred from."""
+    """List the output kinds, plugins included: the target's form, the limits kept, the
+    secrets a target needs, the hosts the kind is inferred from (and, with --json, what
+    each sends and the renders it needs)."""
     rows: list[dict[str, Any]] = []
     for name, cls in sorted(output_classes().items()):
-        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
         rows.append(
             {
                 "kind": name,
+                "target": getattr(cls, "target_form", ""),
+                "limits": getattr(cls, "limits_kept", ""),
+                "secrets": getattr(cls, "secrets_needed", ""),
                 "formats": list(cls.formats),
                 "hosts": list(getattr(cls, "hosts", ())),
+                "claims": _first_line(getattr(cls, "claims", None)),
                 "module": cls.__module__,
-                "about": " ".join(doc.replace("``", "").split()),
+                "about": _first_line(cls),
             }
         )
+    columns = ("kind", "target", "limits", "secrets")
+    inferred = ["; ".join(filter(None, [", ".join(r["hosts"]), r["claims"]])) for r in rows]
     text = table(
-        ["kind", "inferred from", "about"],
-        [[r["kind"], ", ".join(r["hosts"]) or "—", r["about"][:100]] for r in rows],
+        [*columns, "inferred from"],
+        [
+            [*(r[c] or "—" for c in columns), found or "—"]
+            for r, found in zip(rows, inferred, strict=True)
+        ],
     )
     emit(rows, as_json=as_json, text=text)
+
+
+def _first_line(thing: object) -> str:
+    """The first paragraph of ``thing``'s docstring, on one line ("" without one)."""
+    doc = (getattr(thing, "__doc__", None) or "").strip().split("\n\n")[0]
+    return " ".join(doc.replace("``", "").split())
 
 
 def from_environment(variable: str, option: str, what: str) -> str:

@@ -23,6 +23,7 @@ from bot.cli.common import (
     table,
     with_stored,
 )
+from bot.cli.outputs import from_environment
 from bot.cli.subscriptions import deliveries_table
 from bot.delivery import Status
 from bot.operations import deliveries as log
@@ -42,8 +43,9 @@ def send(
         str | None,
         typer.Option(
             metavar="TARGET",
-            help="Send once to this webhook URL or email address, without a subscription "
-            "(give one of --to, --subscription or --all).",
+            help="Send once to this target (a webhook or chat platform URL, a Telegram "
+            "@channel, an Apprise URL or an email address), without a subscription (give one "
+            "of --to, --subscription or --all).",
             callback=not_empty,
         ),
     ] = None,
@@ -51,7 +53,7 @@ def send(
         str | None,
         typer.Option(
             metavar="KIND",
-            help="generic, slack, discord, teams, mattermost or email (default: from --to).",
+            help="An output kind, as 'briefing outputs' lists them (default: from --to).",
             callback=not_empty,
         ),
     ] = None,
@@ -60,6 +62,16 @@ def send(
         typer.Option(
             metavar="WHSEC",
             help="Signing secret whsec_… for a generic webhook, repeatable (default: a new one).",
+            callback=not_empty,
+        ),
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            metavar="VAR",
+            help="Environment variable holding the target's token or key (telegram, matrix, "
+            "ntfy, zulip), with --to (default: none).",
             callback=not_empty,
         ),
     ] = None,
@@ -120,18 +132,21 @@ def send(
     """
     if sum(bool(x) for x in (to, subscription, all_)) != 1:
         fail("give exactly one of --to, --subscription or --all")
-    once_only = {"--kind": kind, "--secret": secret, "--topics": topics, "--locale": locale,
-                 "--timezone": timezone, "--now": now}  # fmt: skip
+    once_only = {"--kind": kind, "--secret": secret, "--token-env": token_env, "--topics": topics,
+                 "--locale": locale, "--timezone": timezone, "--now": now}  # fmt: skip
     if not to and (given := [name for name, value in once_only.items() if value]):
         fail(f"{', '.join(given)}: only with --to (a subscription is sent as it is set up)")
     setup_logging(level=logging.WARNING)  # problems only, printed above the progress bar
     if to:
         check_target(to, kind)
+        secrets = tuple(secret or ())
+        if token_env:
+            secrets += (from_environment(token_env, "--token-env", "the target's token or key"),)
         reader = preview_ops.Reader(topics=topics, locale=locale, timezone=timezone, now=now)
 
         async def once(db: Database | None) -> dict[str, Any]:
             return await sending.send_once(
-                settings(), renderer(), to, kind=kind, secrets=tuple(secret or ()),
+                settings(), renderer(), to, kind=kind, secrets=secrets,
                 digest=await preview_ops.digest_for(db, settings(), reader), dry_run=dry_run,
                 clock=utc_now,
             )  # fmt: skip

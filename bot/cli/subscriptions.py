@@ -94,7 +94,7 @@ def subscribe_webhook(
         str | None,
         typer.Option(
             metavar="KIND",
-            help="generic, slack, discord, teams or mattermost (default: from the URL's host).",
+            help="An output kind, as 'briefing outputs' lists them (default: from the URL).",
             callback=not_empty,
         ),
     ] = None,

@@ -19,6 +19,7 @@ from bot.operations.subscriptions import find
 from bot.operations.values import parse_moment, reader_options
 from bot.outputs import make_context, output_classes
 from bot.outputs.api import ApiOutput
+from bot.outputs.apprise_bridge import AppriseOutput
 from bot.outputs.webhooks import WebhookOutput
 from bot.settings import Settings
 from bot.state import load_state
@@ -26,7 +27,7 @@ from bot.store import outbox, states
 from bot.store.database import Database
 
 CHAT = "chat"  # chat dialects (this template) are previewed as the outputs that post them
-PAYLOADS = (WebhookOutput, ApiOutput)  # outputs whose payloads a preview prints
+PAYLOADS = (WebhookOutput, ApiOutput, AppriseOutput)  # outputs whose payloads preview prints
 
 
 @dataclass(frozen=True)

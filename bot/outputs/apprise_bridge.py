@@ -19,6 +19,7 @@ import asyncio
 import importlib
 import logging
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from bot.errors import (
@@ -57,6 +58,9 @@ class AppriseOutput(Output):
 
     name = "apprise"
     formats = ("chat",)
+    target_form = "an Apprise URL (tgram://…, pover://…, json://…)"
+    limits_kept = "the service's body_maxlen"
+    secrets_needed = "none (the whole URL is the secret)"
 
     def __init__(self, context: OutputContext) -> None:
         super().__init__(context)
@@ -95,9 +99,8 @@ class AppriseOutput(Output):
                     await self._check_host(plugin)
                 except TargetError as exc:
                     raise PermanentDeliveryError(str(exc)) from exc
-                numbered = f"{title} ({index + 1}/{len(bodies)})" if len(bodies) > 1 else title
                 try:
-                    await self._notify(plugin, numbered, bodies[index])
+                    await self._notify(plugin, _numbered(title, index, len(bodies)), bodies[index])
                 except DeliveryError as exc:
                     exc.parts_done = index
                     raise
@@ -106,6 +109,15 @@ class AppriseOutput(Output):
             exc.args = (exc.reason,)
             raise
         return Receipt(status="sent", parts=len(bodies))
+
+    def payloads(self, message: Message) -> list[dict[str, Any]]:
+        """What each part hands to Apprise (title and markdown body), for ``briefing
+        preview``: as for a service with a title and bodies of up to ``BODY_LIMIT``
+        characters (a service's own limits may make more parts; Apprise then writes them
+        in the service's format)."""
+        title, bodies = self._parts(message, SimpleNamespace(title_maxlen=250))
+        total = len(bodies)
+        return [{"title": _numbered(title, n, total), "body": b} for n, b in enumerate(bodies)]
 
     def _plugin(self, url: str) -> Any:
         notifier = self.apprise.Apprise
@@ -134,13 +146,19 @@ class AppriseOutput(Output):
 
     async def _check_host(self, plugin: Any) -> None:
         """Check the host the service's URL names (an SMTP server for email), if any, by
-        the SSRF rule; a cloud service's URL names no host, only its tokens."""
+        the SSRF rule and the egress allow-list; a cloud service's URL names no host, only
+        its tokens, so with an allow-list set (every connection confined) it is refused."""
         host = getattr(plugin, "smtp_host", None) or (
             getattr(plugin, "host", None)
             if any("{host}" in t for t in getattr(plugin, "templates", ()))
             else None
         )
         if not host:
+            if self.context.policy.egress is not None:
+                raise TargetError(
+                    f"BRIEFING_EGRESS_ALLOWLIST is set, and Apprise's {type(plugin).__name__} "
+                    "connects to a host its URL does not name, which the bot cannot check"
+                )
             return
         secure = bool(getattr(plugin, "secure", False))
         port = getattr(plugin, "port", None) or getattr(plugin, "smtp_port", None)
@@ -164,6 +182,11 @@ class AppriseOutput(Output):
             raise RetryableDeliveryError(f"Apprise failed: {type(exc).__name__}: {exc}") from exc
         if not result:
             raise RetryableDeliveryError(f"Apprise could not deliver{_detail(result)}")
+
+
+def _numbered(title: str, index: int, total: int) -> str:
+    """The title of part ``index`` of ``total``: ``title (2/3)``; the title alone for one."""
+    return f"{title} ({index + 1}/{total})" if total > 1 else title
 
 
 def _detail(result: Any) -> str:

@@ -97,11 +97,16 @@ class OutputContext:
 class Output(ABC):
     """One delivery channel. Register a subclass under the ``briefing.outputs`` entry points.
 
-    ``formats`` names the renders ``send`` needs (``message.body(fmt)``).
+    ``formats`` names the renders ``send`` needs (``message.body(fmt)``). ``target_form``,
+    ``limits_kept`` and ``secrets_needed`` say, for ``briefing outputs``, what a target looks
+    like, the platform's limits the output keeps, and the secrets a target needs.
     """
 
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
+    target_form: ClassVar[str] = ""
+    limits_kept: ClassVar[str] = ""
+    secrets_needed: ClassVar[str] = ""
 
     def __init__(self, context: OutputContext) -> None:
         self.context = context

@@ -170,6 +170,9 @@ class EmailOutput(Output):
 
     name = "email"
     formats = ("text", "html", *EMAIL_PARTS)
+    target_form = "name@example.org"
+    limits_kept = "one message"
+    secrets_needed = "none (BRIEFING_SMTP_* settings)"
 
     def __init__(self, context: OutputContext) -> None:
         super().__init__(context)

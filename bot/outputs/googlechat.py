@@ -30,6 +30,9 @@ class GoogleChatOutput(ApiOutput):
     formats = ("googlechat",)
     hosts = ("chat.googleapis.com",)
     TEXT = 4096
+    target_form = "https://chat.googleapis.com/v1/spaces/…/messages?key=…&token=…"
+    limits_kept = f"{TEXT:,} characters a message"
+    secrets_needed = "none (key and token are in the URL)"
 
     async def validate(self, target: Target) -> Target:
         parts = urlsplit(target.address.strip())

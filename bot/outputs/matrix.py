@@ -50,6 +50,9 @@ class MatrixOutput(ApiOutput):
     name = "matrix"
     formats = ("chat_html",)
     CONTENT_BYTES = 60_000  # the event's content; the homeserver's envelope fits in the rest
+    target_form = "https://HOMESERVER/#/!room:server"
+    limits_kept = f"{CONTENT_BYTES:,} bytes of content an event (events under 64 KiB)"
+    secrets_needed = "an access token (--token-env)"
 
     @classmethod
     def claims(cls, address: str) -> bool:

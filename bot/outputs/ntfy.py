@@ -40,6 +40,24 @@ class NtfyOutput(ApiOutput):
     hosts = ("ntfy.sh",)
     MESSAGE_BYTES = 4000  # ntfy's default message-size-limit is 4,096 bytes
     TAGS = ("newspaper",)
+    target_form = "https://ntfy.sh/TOPIC (or a topic on your server)"
+    limits_kept = f"{MESSAGE_BYTES:,} bytes a message"
+    secrets_needed = "an access token, if the topic needs one (--token-env)"
+
+    @classmethod
+    def claims(cls, address: str) -> bool:
+        """A topic URL on a server named ntfy.… (https://ntfy.example.org/alerts) is an
+        ntfy target."""
+        try:
+            parts = urlsplit(address.strip())
+        except ValueError:
+            return False
+        return (
+            parts.scheme in ("http", "https")
+            and (parts.hostname or "").startswith("ntfy.")
+            and not parts.query
+            and TOPIC.fullmatch(parts.path.strip("/")) is not None
+        )
 
     async def validate(self, target: Target) -> Target:
         if len(target.secrets) > 1:

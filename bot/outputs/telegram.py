@@ -34,6 +34,9 @@ class TelegramOutput(ApiOutput):
     formats = ("chat_html",)
     hosts = ("api.telegram.org",)
     TEXT = 4096  # after entity parsing; the HTML source, counted in UTF-16, is never shorter
+    target_form = "@channel or a chat id (https://api.telegram.org/@channel)"
+    limits_kept = f"{TEXT:,} characters a message"
+    secrets_needed = "the bot token (--token-env)"
 
     @classmethod
     def claims(cls, address: str) -> bool:

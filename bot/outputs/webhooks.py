@@ -130,6 +130,9 @@ class GenericWebhookOutput(WebhookOutput):
 
     name = "generic"
     formats = ("text", "markdown", "html")
+    target_form = "https://… (any receiver)"
+    limits_kept = "one message"
+    secrets_needed = "signing secret whsec_… (--secret; generated when not given)"
 
     async def validate(self, target: Target) -> Target:
         if not target.secrets:
@@ -172,6 +175,9 @@ class SlackOutput(WebhookOutput):
     MAX_BLOCKS = 50
     SECTION_TEXT = 3000
     HEADER_TEXT = 150
+    target_form = "https://hooks.slack.com/services/…"
+    limits_kept = f"{MAX_BLOCKS} blocks, {SECTION_TEXT:,} characters a section"
+    secrets_needed = "none (the URL is the secret)"
 
     def payloads(self, message: Message) -> list[JSON]:
         chunks = chunks_of(message.body("slack"))
@@ -216,6 +222,9 @@ class DiscordOutput(WebhookOutput):
     DESCRIPTION = 4096
     TITLE = 256
     TOTAL = 6000
+    target_form = "https://discord.com/api/webhooks/ID/TOKEN"
+    limits_kept = f"content {CONTENT:,}; {EMBEDS} embeds, {TOTAL:,} characters in all"
+    secrets_needed = "none (the URL is the secret)"
     COLOR = 0x1A3D6D
 
     def url(self, target: Target) -> str:
@@ -254,6 +263,9 @@ class TeamsOutput(WebhookOutput):
     hosts = ("webhook.office.com", "logic.azure.com", "powerplatform.com")
     MAX_BYTES = 27_000
     TEXT = 8_000
+    target_form = "a Teams Workflows webhook URL (https://…)"
+    limits_kept = "about 28 KB a message"
+    secrets_needed = "none (the URL is the secret)"
 
     def payloads(self, message: Message) -> list[JSON]:
         elements: list[JSON] = []
@@ -297,6 +309,9 @@ class MattermostOutput(WebhookOutput):
 
     name = "mattermost"
     MAX_TEXT = 16_383
+    target_form = "https://mattermost.example.org/hooks/…"
+    limits_kept = f"{MAX_TEXT:,} characters a post"
+    secrets_needed = "none (the URL is the secret)"
 
     def payloads(self, message: Message) -> list[JSON]:
         pieces = [

@@ -33,6 +33,9 @@ class ZulipOutput(ApiOutput):
     hosts = ("zulipchat.com",)
     CONTENT_BYTES = 10_000
     TOPIC = 60  # characters, Zulip's limit
+    target_form = "https://ORG/?stream=NAME&topic=TOPIC&email=BOT_EMAIL"
+    limits_kept = f"{CONTENT_BYTES:,} bytes a message, topics of {TOPIC} characters"
+    secrets_needed = "the bot's API key (--key-env)"
 
     async def validate(self, target: Target) -> Target:
         if len(target.secrets) != 1:

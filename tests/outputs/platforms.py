@@ -121,6 +121,8 @@ def telegram_api(token: str) -> Behaviour:
 # https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid
 # (transaction ids: the same txnId with the same access token gives back the same event),
 # https://spec.matrix.org/latest/client-server-api/#standard-error-response,
+# https://spec.matrix.org/latest/client-server-api/#rate-limiting (M_LIMIT_EXCEEDED with
+# retry_after_ms, deprecated in v1.10 for a Retry-After header),
 # https://spec.matrix.org/latest/client-server-api/#size-limits (65,536 bytes an event).
 
 
@@ -176,8 +178,12 @@ class Homeserver:
 # ── Google Chat incoming webhooks ────────────────────────────────────────────────────────
 # https://developers.google.com/workspace/chat/quickstart/webhooks,
 # https://developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/create
-# (messageReplyOption, thread.threadKey; 32,000 bytes a message),
-# https://cloud.google.com/apis/design/errors (error shape).
+# (messageReplyOption, thread.threadKey),
+# https://developers.google.com/workspace/chat/create-messages ("The maximum message size
+# (including any text or cards) is 32,000 bytes"), https://cloud.google.com/apis/design/errors
+# (error shape). The 4,096 characters of `text` are not in the reference; the answer to a
+# longer one is as reported in https://github.com/mr-karan/calert/issues/17 and
+# https://github.com/cloudflare/GHC-Errbot/issues/10 (400 INVALID_ARGUMENT).
 
 
 def google_error(status: int, code: str, message: str) -> Behaviour:
@@ -198,8 +204,12 @@ class GoogleChatSpace:
             return await google_error(401, "UNAUTHENTICATED", "Invalid webhook token")(request)
         body = await request.json()
         text = body.get("text", "")
-        if len(text) > 4096 or len(await request.read()) > 32_000:
-            return await google_error(400, "INVALID_ARGUMENT", "Message too long")(request)
+        if len(text) > 4096:
+            return await google_error(
+                400, "INVALID_ARGUMENT", "Message is longer than 4096 characters"
+            )(request)
+        if len(await request.read()) > 32_000:
+            return await google_error(400, "INVALID_ARGUMENT", "Message too large")(request)
         thread_key = (body.get("thread") or {}).get("threadKey")
         replying = request.query.get("messageReplyOption", "").startswith("REPLY_MESSAGE")
         thread = thread_key if replying and thread_key else f"auto-{next(_ids)}"
@@ -216,8 +226,10 @@ class GoogleChatSpace:
 
 # ── ntfy ─────────────────────────────────────────────────────────────────────────────────
 # https://docs.ntfy.sh/publish/#publish-as-json (POST to the root URL; topic, message,
-# title, tags, markdown), https://docs.ntfy.sh/publish/#limitations (4,096 bytes a message;
-# errors as {"code", "http", "error", "link"}), https://docs.ntfy.sh/publish/#access-tokens.
+# title, tags, markdown), https://docs.ntfy.sh/publish/#limitations ("Each message can be
+# up to 4,096 bytes long. Longer messages are treated as attachments"; a title over 1 KB is
+# refused with 400), https://docs.ntfy.sh/publish/#access-tokens, and the server's
+# server/errors.go for the error codes ({"code", "http", "error", "link"}).
 
 
 def ntfy_error(status: int, code: int, error: str) -> Behaviour:
@@ -225,44 +237,61 @@ def ntfy_error(status: int, code: int, error: str) -> Behaviour:
     return answer_json(status, {"code": code, "http": status, "error": error, "link": link})
 
 
-def ntfy_api(token: str | None = None) -> Behaviour:
+def ntfy_api(token: str | None = None, shown: list[dict[str, Any]] | None = None) -> Behaviour:
+    """Publishing as ntfy answers it; ``shown`` collects the notifications subscribers get
+    (a message too long for one becomes a file to download, not text)."""
+
     async def behaviour(request: web.Request) -> web.StreamResponse:
         if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
             return await ntfy_error(401, 40101, "unauthorized")(request)
         body = await request.json()
         if not isinstance(body, dict) or not body.get("topic"):
             return await ntfy_error(400, 40009, "invalid request: topic invalid")(request)
-        if len(str(body.get("message", "")).encode()) > 4096:
-            return await ntfy_error(413, 41301, "message too large")(request)
-        return web.json_response(
-            {
-                "id": f"m{next(_ids)}",
-                "time": 1764698400,
-                "expires": 1764741600,
-                "event": "message",
-                "topic": body["topic"],
-                "title": body.get("title"),
-                "message": body.get("message"),
-                "tags": body.get("tags"),
-                "content_type": "text/markdown" if body.get("markdown") else None,
-            }
-        )
+        if len(str(body.get("title", "")).encode()) > 1024:
+            return await ntfy_error(400, 40057, "invalid request: title too long")(request)
+        message, attachment = str(body.get("message", "")), None
+        if len(message.encode()) > 4096:
+            attachment = {"name": "attachment.txt", "type": "text/plain; charset=utf-8"}
+            message = "You received a file: attachment.txt"
+        notification = {
+            "id": f"m{next(_ids)}",
+            "time": 1764698400,
+            "expires": 1764741600,
+            "event": "message",
+            "topic": body["topic"],
+            "title": body.get("title"),
+            "message": message,
+            "tags": body.get("tags"),
+            "content_type": "text/markdown" if body.get("markdown") else None,
+            **({"attachment": attachment} if attachment else {}),
+        }
+        if shown is not None:
+            shown.append(notification)
+        return web.json_response(notification)
 
     return behaviour
 
 
 # ── Zulip ────────────────────────────────────────────────────────────────────────────────
-# https://zulip.com/api/send-message (form fields; content at most 10,000 bytes; topic at
-# most 60 characters), https://zulip.com/api/http-headers and
-# https://zulip.com/api/rest-error-handling (errors, RATE_LIMIT_HIT with retry-after).
+# https://zulip.com/api/send-message (form fields; content of 10,000 at most, topics of 60),
+# https://zulip.com/api/http-headers and https://zulip.com/api/rest-error-handling (errors,
+# RATE_LIMIT_HIT with retry-after). A longer content or topic is not refused but cut short
+# (zerver/lib/message.py: normalize_body adds "[message truncated]", truncate_topic "...").
+
+ZULIP_CONTENT, ZULIP_TOPIC = 10_000, 60  # code points (Python's len), as the server counts
 
 
 def zulip_error(status: int, code: str, msg: str, **extra: Any) -> Behaviour:
     return answer_json(status, {"result": "error", "msg": msg, "code": code, **extra})
 
 
-def zulip_api(email: str, key: str) -> Behaviour:
+def zulip_api(email: str, key: str, shown: list[dict[str, str]] | None = None) -> Behaviour:
+    """``POST /api/v1/messages`` as Zulip answers it; ``shown`` collects the messages as
+    the channel shows them (cut short where Zulip cuts them)."""
     expected = "Basic " + base64.b64encode(f"{email}:{key}".encode()).decode()
+
+    def cut(text: str, limit: int, note: str) -> str:
+        return text[: limit - len(note)] + note if len(text) > limit else text
 
     async def behaviour(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != expected:
@@ -270,10 +299,17 @@ def zulip_api(email: str, key: str) -> Behaviour:
         form = dict(parse_qsl((await request.read()).decode()))
         if form.get("type") not in ("stream", "channel") or not form.get("to"):
             return await zulip_error(400, "BAD_REQUEST", "Invalid message type")(request)
-        if len(form.get("topic", "")) > 60:
-            return await zulip_error(400, "BAD_REQUEST", "Topic too long")(request)
-        if len(form.get("content", "").encode()) > 10_000:
-            return await zulip_error(400, "BAD_REQUEST", "Message too long")(request)
+        content = form.get("content", "").rstrip()
+        if not content:
+            return await zulip_error(400, "BAD_REQUEST", "Message must not be empty")(request)
+        if shown is not None:
+            shown.append(
+                {
+                    "to": form["to"],
+                    "topic": cut(form.get("topic", ""), ZULIP_TOPIC, "..."),
+                    "content": cut(content, ZULIP_CONTENT, "\n[message truncated]"),
+                }
+            )
         return web.json_response({"result": "success", "msg": "", "id": next(_ids)})
 
     return behaviour
@@ -325,6 +361,8 @@ class PlatformReceiver(HttpReceiver):
     space: GoogleChatSpace = field(
         default_factory=lambda: GoogleChatSpace(GOOGLE_KEY, GOOGLE_TOKEN)
     )
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # what ntfy shows
+    zulip_messages: list[dict[str, str]] = field(default_factory=list)  # what Zulip shows
 
     def target(self, kind: str, name: str, *behaviours: Behaviour) -> Target:
         """A ``kind`` target under ``/name``, answered by ``behaviours`` in turn (by its
@@ -349,9 +387,9 @@ class PlatformReceiver(HttpReceiver):
         if "/v1/spaces/" in path:
             return self.space
         if path.endswith("/api/v1/messages"):
-            return zulip_api(ZULIP_EMAIL, ZULIP_KEY)
+            return zulip_api(ZULIP_EMAIL, ZULIP_KEY, self.zulip_messages)
         if path.endswith("/") and request.content_type == "application/json":
-            return ntfy_api(NTFY_TOKEN)
+            return ntfy_api(NTFY_TOKEN, self.notifications)
         return reply(200, "ok")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

@@ -51,6 +51,18 @@ def test_parts_fit_the_service_body_limit(renderer, long_digest, context) -> Non
     assert all(len(body) <= plugin.body_maxlen for body in bodies)
 
 
+def test_preview_payloads_are_what_apprise_is_handed(renderer, long_digest, context) -> None:
+    from bot.outputs.apprise_bridge import BODY_LIMIT
+
+    output = output_class("apprise")(context)
+    payloads = output.payloads(message_for(renderer, long_digest, "apprise"))
+    total = len(payloads)
+    assert total > 1 and all(len(p["body"]) <= BODY_LIMIT for p in payloads)
+    assert [p["title"] for p in payloads] == [
+        f"{long_digest.story} — Tuesday 2 December 2025 ({n}/{total})" for n in range(1, total + 1)
+    ]
+
+
 @pytest.mark.parametrize("status", [400, 404, 500])
 async def test_any_failure_is_retryable(endpoint, context, renderer, digest, status) -> None:
     target = endpoint.target("apprise", "fail", reply(status, "no"))
@@ -70,6 +82,33 @@ async def test_a_url_apprise_cannot_use_is_refused(context, renderer, digest) ->
             message_for(renderer, digest, "apprise"),
             envelope=Envelope("d"),
         )
+
+
+async def test_the_egress_allow_list_confines_apprise_too(tmp_path, renderer, digest) -> None:
+    from bot.outputs import HttpLimits, OutputContext, TargetPolicy
+    from bot.outputs.network import EgressAllowlist
+    from tests.outputs.conftest import settings_for
+
+    confined = OutputContext(
+        settings=settings_for(tmp_path),
+        policy=TargetPolicy(allow_private=True, egress=EgressAllowlist.parse("127.0.0.1")),
+        limits=HttpLimits(),
+    )
+    output = output_class("apprise")(confined)
+    await output.validate(Target("apprise", "json://127.0.0.1:9/x"))  # a host it can check
+    with pytest.raises(TargetError, match="not in BRIEFING_EGRESS_ALLOWLIST"):
+        await output.validate(Target("apprise", "json://192.0.2.7:9/x"))  # outside the list
+    cloud = "pover://userkey0123456789abcdefghijk@apptoken0123456789abcdefghij"
+    with pytest.raises(TargetError, match="BRIEFING_EGRESS_ALLOWLIST") as caught:
+        await output.validate(Target("apprise", cloud))  # a host its URL does not name
+    assert "apptoken0123" not in str(caught.value)
+    with pytest.raises(PermanentDeliveryError, match="BRIEFING_EGRESS_ALLOWLIST"):
+        await output.send(
+            Target("apprise", cloud),
+            message_for(renderer, digest, "apprise"),
+            envelope=Envelope("d"),
+        )
+    await confined.aclose()
 
 
 async def test_without_apprise_a_config_error_says_how_to_install_it(

@@ -16,6 +16,7 @@ from tests.outputs.platforms import (
     MATRIX_ROOM,
     MATRIX_TOKEN,
     PlatformReceiver,
+    answer_json,
     matrix_error,
 )
 from tests.receivers import reply
@@ -118,14 +119,30 @@ async def test_events_stay_under_64_kib(homeserver, context, renderer, long_dige
         assert len(json.dumps(event, ensure_ascii=False).encode()) + 2048 < 65_536
 
 
-async def test_rate_limit_waits_retry_after_ms(homeserver, context, renderer, digest) -> None:
-    limited = matrix_error(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=1500)
+@pytest.mark.parametrize(
+    ("limited", "wait"),
+    [
+        (matrix_error(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=1500), 1.5),
+        # spec v1.10 on: a Retry-After header, retry_after_ms deprecated (and may be absent)
+        (
+            answer_json(
+                429,
+                {"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests"},
+                {"Retry-After": "3"},
+            ),
+            3.0,
+        ),
+    ],
+)
+async def test_rate_limit_waits_as_told(
+    homeserver, context, renderer, digest, limited, wait
+) -> None:
     target = homeserver.target("matrix", "limited", limited)
     with pytest.raises(RetryableDeliveryError) as caught:
         await output_class("matrix")(context).send(
             target, message_for(renderer, digest, "matrix"), envelope=Envelope("d")
         )
-    assert caught.value.retry_after == 1.5 and "M_LIMIT_EXCEEDED" in caught.value.reason
+    assert caught.value.retry_after == wait and "M_LIMIT_EXCEEDED" in caught.value.reason
 
 
 @pytest.mark.parametrize(("status", "errcode"), [(403, "M_FORBIDDEN"), (401, "M_UNKNOWN_TOKEN")])

@@ -40,6 +40,11 @@ async def test_published_as_json_with_markdown_title_and_tags(
             payload["title"] == f"{long_digest.story} — Tuesday 2 December 2025 ({number}/{total})"
         )
         assert len(payload["message"].encode()) <= 4096
+    # what the phone shows: each part as text, none turned into a file (ntfy's way with a
+    # message over 4,096 bytes)
+    shown = server.notifications
+    assert [n["message"] for n in shown] == [r.json()["message"] for r in requests]
+    assert not any("attachment" in n for n in shown)
 
 
 async def test_no_token_no_authorization(server, context, renderer, digest) -> None:
@@ -55,7 +60,7 @@ async def test_no_token_no_authorization(server, context, renderer, digest) -> N
     [
         (401, 40101, "unauthorized", True),
         (403, 40301, "forbidden", True),
-        (413, 41301, "message too large", False),
+        (413, 41301, "attachment too large, or bandwidth limit reached", False),
     ],
 )
 async def test_refusals(server, context, renderer, digest, status, code, error, gone) -> None:
@@ -80,5 +85,15 @@ async def test_bad_targets(context, address, secrets) -> None:
         await output_class("ntfy")(context).validate(Target("ntfy", address, secrets))
 
 
-def test_a_topic_on_ntfy_sh_is_an_ntfy_target() -> None:
-    assert infer_kind("https://ntfy.sh/briefing-7f3a") == "ntfy"
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("https://ntfy.sh/briefing-7f3a", "ntfy"),
+        ("https://ntfy.example.org/briefing-7f3a", "ntfy"),  # a server of one's own
+        ("https://ntfy.example.org/hooks/briefing", "generic"),  # not a topic URL
+        ("https://ntfy.example.org/briefing?x=1", "generic"),
+        ("https://example.org/briefing-7f3a", "generic"),
+    ],
+)
+def test_a_topic_url_on_an_ntfy_server_is_an_ntfy_target(address, kind) -> None:
+    assert infer_kind(address) == kind

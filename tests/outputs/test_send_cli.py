@@ -157,3 +157,32 @@ async def test_send_to_something_neither_url_nor_address() -> None:
         "(name@example.org)",
         "code": 2,
     }
+
+
+async def test_send_to_a_telegram_channel_reads_the_token_from_the_environment(
+    monkeypatch,
+) -> None:
+    from tests.outputs.platforms import TELEGRAM_CHAT, TELEGRAM_TOKEN, PlatformReceiver
+
+    api = PlatformReceiver()
+    await api.start()
+    monkeypatch.setenv("TG_TOKEN", TELEGRAM_TOKEN)
+    try:
+        address = f"{api.base}/tg/{TELEGRAM_CHAT}"  # a Bot API server of its own, on loopback
+        code, out, err = await briefing(
+            "send", "--to", address, "--kind", "telegram", "--token-env", "TG_TOKEN", "--json",
+            BRIEFING_ALLOW_PRIVATE_TARGETS="true",
+        )  # fmt: skip
+        requests = api.under("/tg")
+    finally:
+        await api.stop()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["ok"] and result["kind"] == "telegram" and result["parts"] == len(requests)
+    assert requests[0].path == f"/tg/bot{TELEGRAM_TOKEN}/sendMessage"
+    assert TELEGRAM_TOKEN.partition(":")[2] not in out + err
+
+
+async def test_send_to_names_an_unset_token_variable() -> None:
+    code, out, err = await briefing("send", "--to", "@briefing_news", "--token-env", "NO_SUCH_VAR")
+    assert code == 2 and "--token-env NO_SUCH_VAR" in err and "not set" in err

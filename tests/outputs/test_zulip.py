@@ -38,6 +38,13 @@ async def test_a_form_post_with_basic_authentication(zulip, context, renderer, l
         form = dict(parse_qsl(request.body.decode()))
         assert (form["type"], form["to"], form["topic"]) == ("stream", "briefing", "Daily briefing")
         assert len(form["content"].encode()) <= 10_000
+    # what the channel shows: every part whole, under the topic given (Zulip cuts a longer
+    # content or topic short rather than refuse it)
+    sent = [dict(parse_qsl(r.body.decode())) for r in requests]
+    assert zulip.zulip_messages == [
+        {"to": "briefing", "topic": "Daily briefing", "content": form["content"].rstrip()}
+        for form in sent
+    ]
     first = dict(parse_qsl(requests[0].body.decode()))["content"]
     assert first.startswith(f"**{long_digest.story} — ")
     assert "_confirmed" not in first  # Zulip has no _italic_: *italic*
