@@ -183,3 +183,21 @@ async def test_a_write_refused_while_the_database_is_away_is_made_later(
     assert refused and sum(counted) == 3
     assert {r.status for r in await outbox.listing(db, ids=ids)} == {"delivered"}
     assert all(len(receiver.hits(f"/r{n}")) == 1 for n in range(3))
+
+
+async def test_a_lone_retry_due_soon_is_made_before_the_wait_ends(db, ctx, receiver) -> None:
+    await states.import_state(db, SEED_STATE, now=utc_now())
+    soon = await add(db, receiver.on("/soon", reply(503), reply(200)))
+    ids = await queue(db, [soon.id])
+    worker = dispatcher(db, ctx, policy=RetryPolicy(attempts=4, base=1.0, factor=1.0, cap=1.0))
+    async with asyncio.timeout(14):
+        await send_and_wait(worker, ids, period=None)
+    # a second send on the same worker (as the API's sends share one) leaves nothing behind
+    async with asyncio.timeout(14):
+        await send_and_wait(
+            worker, await queue(db, [soon.id], PERIOD + timedelta(hours=1)), period=None
+        )
+    await worker.close()
+    (row,) = await outbox.listing(db, ids=ids)
+    assert (row.status, row.attempts) == ("delivered", 2)
+    assert worker.recorder.listeners == []
