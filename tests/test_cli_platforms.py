@@ -61,8 +61,8 @@ PLUGIN = """
 from bot.outputs import Output
 
 
-class PigeonOutput(Output):
-    name = "pigeon"
+class CourierOutput(Output):
+    name = "courier"
     formats = ("text",)
     target_form = "a loft's name"
 
@@ -77,12 +77,12 @@ class PigeonOutput(Output):
 def test_outputs_lists_plugins_too(run, tmp_path, monkeypatch) -> None:
     from bot.outputs.registry import output_classes
 
-    (tmp_path / "pigeon_output.py").write_text(PLUGIN, encoding="utf-8")
-    dist = tmp_path / "pigeon_output-1.0.dist-info"
+    (tmp_path / "courier_output.py").write_text(PLUGIN, encoding="utf-8")
+    dist = tmp_path / "courier_output-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pigeon-output\nVersion: 1.0\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: courier-output\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[briefing.outputs]\npigeon = pigeon_output:PigeonOutput\n"
+        "[briefing.outputs]\ncourier = courier_output:CourierOutput\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     output_classes.cache_clear()
@@ -90,10 +90,10 @@ def test_outputs_lists_plugins_too(run, tmp_path, monkeypatch) -> None:
         rows = {row["kind"]: row for row in json.loads(run("outputs", "--json").output)}
         text = run("outputs").output
     finally:
-        monkeypatch.delitem(sys.modules, "pigeon_output", raising=False)
+        monkeypatch.delitem(sys.modules, "courier_output", raising=False)
         output_classes.cache_clear()
-    assert rows["pigeon"]["target"] == "a loft's name" and rows["pigeon"]["secrets"] == ""
-    (line,) = [line for line in text.splitlines() if line.startswith("pigeon")]
+    assert rows["courier"]["target"] == "a loft's name" and rows["courier"]["secrets"] == ""
+    (line,) = [line for line in text.splitlines() if line.startswith("courier")]
     assert "a loft's name" in line and "—" in line
 
 
