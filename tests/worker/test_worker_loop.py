@@ -239,7 +239,8 @@ async def test_a_bug_in_recording_stops_the_worker_instead_of_sending_again(
         raise RuntimeError("a bug in recording")
 
     monkeypatch.setattr(outbox, "record", broken)
-    looping = worker(db, ctx, lease=timedelta(seconds=0.3), policy=RetryPolicy(attempts=8))
+    # a lease far longer than the loop takes to stop, even on a busy machine
+    looping = worker(db, ctx, lease=timedelta(seconds=2), policy=RetryPolicy(attempts=8))
     with pytest.raises(RuntimeError, match="a bug in recording"):
         async with asyncio.timeout(10):
             await looping.run(asyncio.Event(), grace=1)
